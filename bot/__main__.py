@@ -1,0 +1,101 @@
+"""Command line: ``intake-bot [run|migrate|keys ...]`` (also ``python -m bot``)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Sequence
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.logs import configure_logging
+from storage.crypto.keyfile import KeyFileError
+
+EXIT_CONFIG = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="intake-bot", description=__doc__)
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("run", help="apply migrations and start the bot (default)")
+    commands.add_parser("migrate", help="apply database migrations and exit")
+    keys = commands.add_parser("keys", help="manage the key file").add_subparsers(
+        dest="keys_command", required=True
+    )
+    keys.add_parser("init", help="create a new key file (never overwrites)")
+    rotate = keys.add_parser("rotate", help="new primary key; re-wrap every case key")
+    rotate.add_argument("--resume", action="store_true", help="finish an interrupted rotation")
+    rotate.add_argument("--batch", type=int, default=1000, help="rows per transaction")
+    keys.add_parser("status", help="which keys exist and what each protects")
+    drop = keys.add_parser("drop", help="remove an old key that nothing uses any more")
+    drop.add_argument("key_id")
+    return parser
+
+
+async def _migrate(settings: Settings) -> None:
+    from bot.app import open_runtime
+    from storage.db import migrate
+
+    async with open_runtime(settings, create_keys=True) as runtime:
+        await migrate(runtime.engine)
+    print("database is up to date")
+
+
+async def _keys(settings: Settings, args: argparse.Namespace) -> None:
+    from bot.app import open_runtime
+    from storage import keys
+    from storage.db import migrate
+
+    if args.keys_command == "init":
+        keys.init_key_file(settings.key_file)
+        print(f"created {settings.key_file} (mode 0600); back it up now")
+        return
+    if args.keys_command == "rotate" and not args.resume:
+        new_id = keys.add_primary_key(settings.key_file)
+        print(f"new primary key {new_id}; re-wrapping case keys...")
+    async with open_runtime(settings) as runtime:
+        await migrate(runtime.engine)
+        if args.keys_command == "rotate":
+            changed = await keys.rewrap_all(
+                runtime.sessionmaker, runtime.keyring, batch_size=args.batch
+            )
+            print(f"done: {changed} values moved to {runtime.keyring.primary_id}")
+        elif args.keys_command == "status":
+            usage = await keys.key_usage(runtime.sessionmaker, runtime.keyring)
+            print(keys.usage_report(usage, runtime.keyring.kek_ids))
+        elif args.keys_command == "drop":
+            await keys.drop_key(
+                settings.key_file, args.key_id, runtime.sessionmaker, runtime.keyring
+            )
+            print(f"dropped {args.key_id}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    command = args.command or "run"
+    try:
+        settings = load_settings()
+        configure_logging(settings.log_level)
+        if command == "run":
+            if settings.bot_token is None:
+                raise SettingsError(
+                    "INTAKE_BOT_TOKEN is not set: put the token from @BotFather "
+                    "in the environment or in .env"
+                )
+            from bot.app import run_blocking
+
+            run_blocking(settings)
+        elif command == "migrate":
+            asyncio.run(_migrate(settings))
+        elif command == "keys":
+            asyncio.run(_keys(settings, args))
+    except (SettingsError, KeyFileError) as exc:
+        print(f"intake-bot: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

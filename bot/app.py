@@ -1,0 +1,86 @@
+"""Running the bot: open the keys and database, migrate, then poll or serve a webhook."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.config import RunMode, Settings
+from bot.factory import create_bot, create_dispatcher
+from storage.crypto import KeyRing
+from storage.db import create_engine, create_sessionmaker, migrate
+from storage.keys import ensure_key_file
+
+log = logging.getLogger("intake.app")
+
+BACKUP_WARNING = """
+============================================================================
+  A NEW KEY FILE WAS CREATED: {path}
+  Without this file every stored report is unreadable, for good.
+  Back it up now, to somewhere safe and separate from the database backups.
+============================================================================
+"""
+
+
+def open_keyring(settings: Settings, *, create: bool) -> KeyRing:
+    from storage.crypto.keyfile import load_key_file
+
+    if not create:
+        return KeyRing(load_key_file(settings.key_file))
+    material, created = ensure_key_file(settings.key_file)
+    if created:
+        print(BACKUP_WARNING.format(path=settings.key_file), file=sys.stderr)
+    return KeyRing(material)
+
+
+@dataclass(slots=True)
+class Runtime:
+    settings: Settings
+    keyring: KeyRing
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+
+
+@asynccontextmanager
+async def open_runtime(settings: Settings, *, create_keys: bool = False) -> AsyncIterator[Runtime]:
+    keyring = open_keyring(settings, create=create_keys)
+    engine = create_engine(settings.database_url)
+    try:
+        yield Runtime(settings, keyring, engine, create_sessionmaker(engine))
+    finally:
+        await engine.dispose()
+
+
+async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
+    if runtime.settings.mode is RunMode.WEBHOOK:
+        from bot.webhook import serve_webhook
+
+        await serve_webhook(runtime.settings, bot, dispatcher)
+        return
+    await bot.delete_webhook(drop_pending_updates=False)
+    await dispatcher.start_polling(
+        bot, allowed_updates=dispatcher.resolve_used_update_types(), handle_signals=True
+    )
+
+
+async def run(settings: Settings) -> None:
+    async with open_runtime(settings, create_keys=True) as runtime:
+        await migrate(runtime.engine)
+        bot = create_bot(settings)
+        dispatcher = create_dispatcher(settings, runtime.sessionmaker, runtime.keyring)
+        log.info("starting in %s mode", settings.mode.value)
+        try:
+            await serve(runtime, bot, dispatcher)
+        finally:
+            await bot.session.close()
+
+
+def run_blocking(settings: Settings) -> None:
+    asyncio.run(run(settings))

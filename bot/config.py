@@ -1,0 +1,107 @@
+"""Settings, read from the environment (prefix ``INTAKE_``) and a ``.env`` file.
+
+The names are a public interface documented in the README; keep them stable.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+OFFICIAL_API_URL = "https://api.telegram.org"
+
+
+class RunMode(StrEnum):
+    POLLING = "polling"
+    WEBHOOK = "webhook"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="INTAKE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    bot_token: SecretStr | None = None
+    telegram_api_url: str = OFFICIAL_API_URL
+    database_url: str = "sqlite+aiosqlite:///data/intake.db"
+    key_file: Path = Path("data/keys.json")
+    coordinator_ids: Annotated[frozenset[int], NoDecode] = frozenset()
+    mode: RunMode = RunMode.POLLING
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    webhook_host: str = "127.0.0.1"
+    webhook_port: int = Field(default=8080, ge=1, le=65535)
+    log_level: str = "INFO"
+    draft_ttl_hours: int = Field(default=24, ge=1, le=47)
+    wipe_chat: bool = True
+    self_assign: bool = True
+
+    @field_validator("coordinator_ids", mode="before")
+    @classmethod
+    def _split_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            parts = [p.strip() for p in value.split(",") if p.strip()]
+            return frozenset(int(p) for p in parts)
+        if isinstance(value, int):
+            return frozenset({value})
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.upper()
+        if level not in {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError("must start with sqlite+aiosqlite:// or postgresql+asyncpg://")
+        return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _webhook_complete(self) -> Settings:
+        if self.mode is RunMode.WEBHOOK:
+            if not self.webhook_url:
+                raise ValueError("INTAKE_WEBHOOK_URL: required when INTAKE_MODE=webhook")
+            if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
+                raise ValueError("INTAKE_WEBHOOK_SECRET: required when INTAKE_MODE=webhook")
+        return self
+
+    @property
+    def draft_ttl_seconds(self) -> int:
+        return self.draft_ttl_hours * 3600
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names it in one line."""
+
+
+def load_settings(**overrides: object) -> Settings:
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        location = error.get("loc") or ()
+        message = str(error.get("msg", "invalid value")).removeprefix("Value error, ")
+        if location:
+            message = f"INTAKE_{str(location[0]).upper()}: {message}"
+        raise SettingsError(message) from None

@@ -1,0 +1,29 @@
+"""Fake Telegram Bot API server and simulated users for tests, benchmarks and demos."""
+
+from bot.emulator.server import (
+    ApiError,
+    CallbackAnswer,
+    ChatMessage,
+    ChatState,
+    FakeTelegramServer,
+    FaultKind,
+    FileRecord,
+    RecordedCall,
+    UploadedFile,
+    WebhookState,
+)
+from bot.emulator.simulator import SimulatedUser
+
+__all__ = [
+    "ApiError",
+    "CallbackAnswer",
+    "ChatMessage",
+    "ChatState",
+    "FakeTelegramServer",
+    "FaultKind",
+    "FileRecord",
+    "RecordedCall",
+    "SimulatedUser",
+    "UploadedFile",
+    "WebhookState",
+]

@@ -1,0 +1,61 @@
+"""Factories: the Bot, the Dispatcher and everything handed to handlers."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.default import DefaultBotProperties
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseEventIsolation
+from aiogram.fsm.storage.memory import SimpleEventIsolation
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
+from bot.middlewares import DatabaseMiddleware, UserMiddleware
+from handlers import build_root_router
+from storage.crypto import KeyRing
+from storage.fsm import EncryptedFSMStorage
+
+
+def create_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("INTAKE_BOT_TOKEN is not set")
+    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    # protect_content on everything: what the bot shows cannot be forwarded
+    # or saved from the official apps (a camera still can).
+    return Bot(
+        token=settings.bot_token.get_secret_value(),
+        session=session,
+        default=DefaultBotProperties(protect_content=True, link_preview_is_disabled=True),
+    )
+
+
+def create_dispatcher(
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    keyring: KeyRing,
+    *,
+    i18n: CatalogueI18n | None = None,
+    events_isolation: BaseEventIsolation | None = None,
+) -> Dispatcher:
+    storage = EncryptedFSMStorage(
+        sessionmaker, keyring, ttl=timedelta(seconds=settings.draft_ttl_seconds)
+    )
+    dispatcher = Dispatcher(
+        storage=storage,
+        events_isolation=events_isolation or SimpleEventIsolation(),
+    )
+    i18n = i18n or create_i18n()
+    dispatcher.update.outer_middleware(DatabaseMiddleware(sessionmaker, keyring))
+    dispatcher.update.outer_middleware(UserMiddleware())
+    UserLanguageMiddleware(i18n).setup(dispatcher)
+
+    dispatcher["settings"] = settings
+    dispatcher["keyring"] = keyring
+    dispatcher["sessionmaker"] = sessionmaker
+    dispatcher["fsm_storage"] = storage
+    dispatcher.include_router(build_root_router())
+    return dispatcher

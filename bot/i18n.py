@@ -1,0 +1,57 @@
+"""Languages: gettext catalogues for Tajik and Russian, chosen by the user.
+
+The language is asked for and stored on the user row; Telegram's
+``language_code`` is never used to guess it (many Tajik users run Telegram
+in Russian or English).
+"""
+
+from __future__ import annotations
+
+import gettext
+import io
+from pathlib import Path
+from typing import Any
+
+from aiogram.types import TelegramObject
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n.middleware import I18nMiddleware
+from babel.messages.mofile import write_mo
+from babel.messages.pofile import read_po
+
+LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
+DOMAIN = "messages"
+LANGUAGES = ("tg", "ru")
+DEFAULT_LANGUAGE = "tg"
+LANGUAGE_NAMES = {"tg": "Тоҷикӣ", "ru": "Русский"}
+
+
+class CatalogueI18n(I18n):
+    """Loads the ``.po`` catalogues directly, compiling them in memory.
+
+    A checkout therefore never runs with stale or missing ``.mo`` files.
+    """
+
+    def find_locales(self) -> dict[str, gettext.GNUTranslations]:
+        translations: dict[str, gettext.GNUTranslations] = {}
+        for language in LANGUAGES:
+            po_path = self.path / language / "LC_MESSAGES" / f"{self.domain}.po"
+            with po_path.open("rb") as handle:
+                catalog = read_po(handle, locale=language)
+            buffer = io.BytesIO()
+            write_mo(buffer, catalog)
+            buffer.seek(0)
+            translations[language] = gettext.GNUTranslations(buffer)
+        return translations
+
+
+def create_i18n(path: Path = LOCALES_DIR) -> CatalogueI18n:
+    return CatalogueI18n(path=path, default_locale=DEFAULT_LANGUAGE, domain=DOMAIN)
+
+
+class UserLanguageMiddleware(I18nMiddleware):
+    """Uses the language stored for the user (see UserMiddleware)."""
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        user = data.get("user")
+        language = getattr(user, "language", None)
+        return language if language in LANGUAGES else DEFAULT_LANGUAGE

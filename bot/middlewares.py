@@ -1,0 +1,47 @@
+"""Update-level middlewares: one transaction per update, and the user behind it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware
+from aiogram.types import Chat, TelegramObject
+from aiogram.types import User as TelegramUser
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.crypto import KeyRing
+from storage.repositories import CaseRepository, UserRepository
+from storage.unit_of_work import update_scope
+
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class DatabaseMiddleware(BaseMiddleware):
+    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRing) -> None:
+        self.sessionmaker = sessionmaker
+        self.keyring = keyring
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with update_scope(self.sessionmaker) as session:
+            data["session"] = session
+            data["users"] = UserRepository(session, self.keyring)
+            data["cases"] = CaseRepository(session, self.keyring)
+            return await handler(event, data)
+
+
+class UserMiddleware(BaseMiddleware):
+    """Finds (or on first contact creates) the user row, through the blind index.
+
+    Only private chats are served: the bot never works in groups, where other
+    members would see what is said.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        sender: TelegramUser | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        if sender is None or chat is None or chat.type != "private" or sender.is_bot:
+            return None
+        users: UserRepository = data["users"]
+        data["user"] = await users.ensure(sender.id, chat.id)
+        return await handler(event, data)

@@ -1,0 +1,132 @@
+"""The key file: key-encryption keys, the blind-index key and the audit key.
+
+The file is JSON, created with mode 0600 and refused when group or others can
+read it. It is the one secret that makes the database readable: losing it
+loses every case, leaking it (with the database) exposes every case.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import stat
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+KEY_BYTES = 32
+FILE_FORMAT = 1
+
+
+class KeyFileError(Exception):
+    """The key file is missing, unsafe or malformed; the message says which."""
+
+
+@dataclass(slots=True)
+class KeyMaterial:
+    primary: str
+    keks: dict[str, bytes]
+    blind_index_key: bytes
+    audit_key: bytes
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+    @classmethod
+    def generate(cls) -> KeyMaterial:
+        kek_id = new_kek_id()
+        return cls(
+            primary=kek_id,
+            keks={kek_id: secrets.token_bytes(KEY_BYTES)},
+            blind_index_key=secrets.token_bytes(KEY_BYTES),
+            audit_key=secrets.token_bytes(KEY_BYTES),
+        )
+
+    def add_primary(self) -> str:
+        kek_id = new_kek_id()
+        self.keks[kek_id] = secrets.token_bytes(KEY_BYTES)
+        self.primary = kek_id
+        return kek_id
+
+    def to_json(self) -> str:
+        def b64(raw: bytes) -> str:
+            return base64.b64encode(raw).decode("ascii")
+
+        return json.dumps(
+            {
+                "format": FILE_FORMAT,
+                "created": self.created,
+                "primary": self.primary,
+                "keks": {kid: b64(key) for kid, key in self.keks.items()},
+                "blind_index_key": b64(self.blind_index_key),
+                "audit_key": b64(self.audit_key),
+            },
+            indent=2,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> KeyMaterial:
+        try:
+            doc = json.loads(text)
+            if doc.get("format") != FILE_FORMAT:
+                raise KeyFileError("key file: unknown format")
+            keks = {str(k): _decode_key(v) for k, v in doc["keks"].items()}
+            material = cls(
+                primary=str(doc["primary"]),
+                keks=keks,
+                blind_index_key=_decode_key(doc["blind_index_key"]),
+                audit_key=_decode_key(doc["audit_key"]),
+                created=str(doc.get("created", "")),
+            )
+        except KeyFileError:
+            raise
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise KeyFileError("key file: malformed JSON or missing keys") from None
+        if material.primary not in material.keks:
+            raise KeyFileError("key file: the primary key id is not among the keys")
+        return material
+
+
+def new_kek_id() -> str:
+    return f"kek-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}"
+
+
+def _decode_key(value: object) -> bytes:
+    if not isinstance(value, str):
+        raise ValueError("key must be base64 text")
+    raw = base64.b64decode(value, validate=True)
+    if len(raw) != KEY_BYTES:
+        raise ValueError("key must be 32 bytes")
+    return raw
+
+
+def load_key_file(path: Path) -> KeyMaterial:
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise KeyFileError(f"key file {path} does not exist; run `intake-bot keys init`") from None
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileError(f"key file {path} is readable by other users; run `chmod 600 {path}`")
+    return KeyMaterial.from_json(path.read_text(encoding="utf-8"))
+
+
+def write_key_file(path: Path, material: KeyMaterial, *, exclusive: bool) -> None:
+    """Write atomically with mode 0600; with ``exclusive`` never overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if exclusive and path.exists():
+        raise KeyFileError(f"key file {path} already exists; refusing to overwrite it")
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(material.to_json())
+            handle.flush()
+            os.fsync(handle.fileno())
+        if exclusive:
+            os.link(tmp, path)  # fails if another process created it meanwhile
+            tmp.unlink()
+        else:
+            os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,169 @@
+"""An aiogram FSM storage that never keeps a draft in clear at rest.
+
+Each chat's state and data are sealed together under a key derived from the
+primary key-encryption key; the row key is an HMAC of aiogram's storage key,
+so the table does not reveal which Telegram chat a draft belongs to. A row
+whose state and data are both empty is deleted, and rows expire after the
+draft lifetime.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from aiogram.fsm.state import State
+from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+from sqlalchemy import delete, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose
+from storage.models import FsmRecord, utcnow
+from storage.unit_of_work import transaction
+
+
+class EncryptedFSMStorage(BaseStorage):
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keyring: KeyRing,
+        *,
+        ttl: timedelta,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._keyring = keyring
+        self._ttl = ttl
+
+    def _index(self, key: StorageKey) -> bytes:
+        raw = "|".join(
+            str(part)
+            for part in (
+                key.bot_id,
+                key.chat_id,
+                key.user_id,
+                key.thread_id,
+                key.business_connection_id,
+                key.destiny,
+            )
+        )
+        return self._keyring.blind_index("fsm", raw)
+
+    def _context(self, index: bytes) -> FieldContext:
+        return FieldContext("fsm_records", "payload_sealed", index)
+
+    async def _load(
+        self, session: AsyncSession, index: bytes
+    ) -> tuple[FsmRecord | None, dict[str, Any]]:
+        record = await session.get(FsmRecord, index)
+        if record is None:
+            return None, {}
+        if record.expires_at <= utcnow():
+            await session.delete(record)
+            await session.flush()
+            return None, {}
+        try:
+            raw = self._keyring.open(Purpose.DRAFT, record.payload_sealed, self._context(index))
+            payload = json.loads(raw)
+        except (DecryptionError, ValueError):
+            # An unreadable draft (its key was dropped, or it was tampered with)
+            # is treated as absent rather than crashing the conversation.
+            await session.delete(record)
+            await session.flush()
+            return None, {}
+        return record, payload if isinstance(payload, dict) else {}
+
+    async def _store(
+        self,
+        session: AsyncSession,
+        index: bytes,
+        record: FsmRecord | None,
+        payload: dict[str, Any],
+        key: StorageKey,
+    ) -> None:
+        if payload.get("state") is None and not payload.get("data"):
+            if record is not None:
+                await session.delete(record)
+                await session.flush()
+            return
+        payload["chat"] = key.chat_id
+        sealed = self._keyring.seal(
+            Purpose.DRAFT,
+            json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+            self._context(index),
+        )
+        expires = utcnow() + self._ttl
+        if record is None:
+            session.add(
+                FsmRecord(
+                    key_index=index,
+                    payload_sealed=sealed,
+                    kek_id=self._keyring.primary_id,
+                    expires_at=expires,
+                )
+            )
+        else:
+            record.payload_sealed = sealed
+            record.kek_id = self._keyring.primary_id
+            record.expires_at = expires
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        value = state.state if isinstance(state, State) else state
+        index = self._index(key)
+        async with transaction(self._sessionmaker) as session:
+            record, payload = await self._load(session, index)
+            payload["state"] = value
+            await self._store(session, index, record, payload, key)
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        index = self._index(key)
+        async with transaction(self._sessionmaker) as session:
+            _, payload = await self._load(session, index)
+        state = payload.get("state")
+        return state if isinstance(state, str) else None
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        if not isinstance(data, Mapping):
+            raise TypeError("FSM data must be a mapping")
+        index = self._index(key)
+        async with transaction(self._sessionmaker) as session:
+            record, payload = await self._load(session, index)
+            payload["data"] = dict(data)
+            await self._store(session, index, record, payload, key)
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        index = self._index(key)
+        async with transaction(self._sessionmaker) as session:
+            _, payload = await self._load(session, index)
+        data = payload.get("data")
+        return cast(dict[str, Any], data) if isinstance(data, dict) else {}
+
+    async def close(self) -> None:
+        return None
+
+    # Maintenance, used by the sweepers -------------------------------------
+    async def delete_expired(self, now: datetime | None = None) -> int:
+        async with self._sessionmaker.begin() as session:
+            result = await session.execute(
+                delete(FsmRecord).where(FsmRecord.expires_at <= (now or utcnow()))
+            )
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def idle_drafts(self, idle_for: timedelta) -> list[tuple[bytes, dict[str, Any]]]:
+        """Drafts untouched for ``idle_for``: (row key, decrypted payload) pairs."""
+        cutoff = utcnow() - idle_for
+        found: list[tuple[bytes, dict[str, Any]]] = []
+        async with self._sessionmaker() as session:
+            rows = await session.scalars(select(FsmRecord).where(FsmRecord.updated_at <= cutoff))
+            for record in rows:
+                try:
+                    raw = self._keyring.open(
+                        Purpose.DRAFT, record.payload_sealed, self._context(record.key_index)
+                    )
+                except DecryptionError:
+                    continue
+                payload = json.loads(raw)
+                if isinstance(payload, dict):
+                    found.append((record.key_index, payload))
+        return found
