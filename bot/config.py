@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     draft_ttl_hours: int = Field(default=24, ge=1, le=47)
     wipe_chat: bool = True
+    wipe_idle_minutes: int = Field(default=360, ge=1, le=24 * 60)
+    sweep_interval_seconds: float = Field(default=300.0, gt=0)
     self_assign: bool = True
 
     @field_validator("coordinator_ids", mode="before")

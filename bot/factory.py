@@ -12,9 +12,11 @@ from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.background import BackgroundTasks
 from bot.config import Settings
 from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.middlewares import DatabaseMiddleware, UserMiddleware
+from bot.outbox import OutboxPolicy
 from handlers import build_root_router
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
@@ -40,6 +42,7 @@ def create_dispatcher(
     *,
     i18n: CatalogueI18n | None = None,
     events_isolation: BaseEventIsolation | None = None,
+    outbox_policy: OutboxPolicy | None = None,
 ) -> Dispatcher:
     storage = EncryptedFSMStorage(
         sessionmaker, keyring, ttl=timedelta(seconds=settings.draft_ttl_seconds)
@@ -53,6 +56,11 @@ def create_dispatcher(
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)
 
+    background = BackgroundTasks(settings, sessionmaker, keyring, i18n, storage, outbox_policy)
+    dispatcher.startup.register(background.on_startup)
+    dispatcher.shutdown.register(background.on_shutdown)
+
+    dispatcher["background"] = background
     dispatcher["settings"] = settings
     dispatcher["keyring"] = keyring
     dispatcher["sessionmaker"] = sessionmaker

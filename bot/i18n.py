@@ -44,6 +44,13 @@ class CatalogueI18n(I18n):
         return translations
 
 
+# aiogram keeps "the current I18n" in a context variable created per class; share
+# the base class's variable so that aiogram's gettext() finds this instance.
+CatalogueI18n._ContextInstanceMixin__context_instance = (  # type: ignore[attr-defined]
+    I18n._ContextInstanceMixin__context_instance  # type: ignore[attr-defined]
+)
+
+
 def create_i18n(path: Path = LOCALES_DIR) -> CatalogueI18n:
     return CatalogueI18n(path=path, default_locale=DEFAULT_LANGUAGE, domain=DOMAIN)
 

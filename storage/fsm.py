@@ -167,3 +167,16 @@ class EncryptedFSMStorage(BaseStorage):
                 if isinstance(payload, dict):
                     found.append((record.key_index, payload))
         return found
+
+    async def replace_payload(self, index: bytes, payload: dict[str, Any]) -> None:
+        """Rewrite a draft found by :meth:`idle_drafts`, keeping its expiry."""
+        async with self._sessionmaker.begin() as session:
+            record = await session.get(FsmRecord, index)
+            if record is None:
+                return
+            record.payload_sealed = self._keyring.seal(
+                Purpose.DRAFT,
+                json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
+                self._context(index),
+            )
+            record.kek_id = self._keyring.primary_id

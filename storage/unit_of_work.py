@@ -42,3 +42,10 @@ async def update_scope(
             await session.commit()
         finally:
             current_session.reset(token)
+
+
+async def commit_now() -> None:
+    """Commit the update's work so far, before an irreversible step (deleting messages)."""
+    session = current_session.get()
+    if session is not None:
+        await session.commit()

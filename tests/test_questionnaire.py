@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import unicodedata
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
@@ -156,12 +157,20 @@ def test_condition_pointing_forward_is_rejected() -> None:
 
 def test_condition_to_unknown_question_or_code_is_rejected() -> None:
     ghost = Question(
-        "c", QuestionType.TEXT, "C?", max_length=10, conditions=(Condition("zzz", {"x"}),)
+        "c",
+        QuestionType.TEXT,
+        "C?",
+        max_length=10,
+        conditions=(Condition("zzz", frozenset({"x"})),),
     )
     with pytest.raises(ValueError, match="earlier"):
         Questionnaire("t", (*_base_questions(), ghost))
     bad_code = Question(
-        "c", QuestionType.TEXT, "C?", max_length=10, conditions=(Condition("a", {"nope"}),)
+        "c",
+        QuestionType.TEXT,
+        "C?",
+        max_length=10,
+        conditions=(Condition("a", frozenset({"nope"})),),
     )
     with pytest.raises(ValueError, match="unknown codes"):
         Questionnaire("t", (*_base_questions(), bad_code))
@@ -169,7 +178,7 @@ def test_condition_to_unknown_question_or_code_is_rejected() -> None:
 
 def test_condition_on_text_question_is_rejected() -> None:
     on_text = Question(
-        "c", QuestionType.TEXT, "C?", max_length=10, conditions=(Condition("b", {"x"}),)
+        "c", QuestionType.TEXT, "C?", max_length=10, conditions=(Condition("b", frozenset({"x"})),)
     )
     with pytest.raises(ValueError, match="non-choice"):
         Questionnaire("t", (*_base_questions(), on_text))
@@ -181,45 +190,65 @@ def test_self_condition_is_rejected() -> None:
         QuestionType.SINGLE,
         "S?",
         options=(Option("x", "X"), Option("y", "Y")),
-        conditions=(Condition("s", {"x"}),),
+        conditions=(Condition("s", frozenset({"x"})),),
     )
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="earlier"):
         Questionnaire("t", (selfish,))
 
 
 @pytest.mark.parametrize(
-    "build",
+    ("build", "message"),
     [
-        lambda: Questionnaire("t", (*_base_questions(), *_base_questions())),
-        lambda: Questionnaire("", tuple(_base_questions())),
-        lambda: Questionnaire("t", ()),
-        lambda: Question("b", QuestionType.TEXT, "B?"),
-        lambda: Question("b", QuestionType.SINGLE, "B?", options=(Option("x", "X"),)),
-        lambda: Question(
-            "b", QuestionType.SINGLE, "B?", options=(Option("x", "X"), Option("x", "Y"))
+        (lambda: Questionnaire("t", (*_base_questions(), *_base_questions())), "duplicate"),
+        (lambda: Questionnaire("", tuple(_base_questions())), "version"),
+        (lambda: Questionnaire("t", ()), "no questions"),
+        (lambda: Question("b", QuestionType.TEXT, "B?"), "max_length"),
+        (
+            lambda: Question("b", QuestionType.SINGLE, "B?", options=(Option("x", "X"),)),
+            "two options",
         ),
-        lambda: Question("b", QuestionType.TEXT, "", max_length=5),
-        lambda: Question("B-1", QuestionType.TEXT, "B?", max_length=5),
-        lambda: Question("a" * 17, QuestionType.TEXT, "B?", max_length=5),
-        lambda: Question("b", QuestionType.NUMBER, "B?"),
-        lambda: Question("b", QuestionType.NUMBER, "B?", min_value=5, max_value=1),
-        lambda: Question("b", QuestionType.YES_NO, "B?", options=(Option("x", "X"),)),
-        lambda: Question("b", QuestionType.TEXT, "B?", max_length=5, urgent_if={"x"}),
-        lambda: Question(
-            "b",
-            QuestionType.SINGLE,
-            "B?",
-            options=(Option("x", "X", exclusive=True), Option("y", "Y")),
+        (
+            lambda: Question(
+                "b", QuestionType.SINGLE, "B?", options=(Option("x", "X"), Option("x", "Y"))
+            ),
+            "duplicate option",
         ),
-        lambda: Option("_skip", "Skip"),
-        lambda: Option("Bad", "Label"),
-        lambda: Option("x" * 17, "Label"),
-        lambda: Option("x", " "),
-        lambda: Condition("a", frozenset()),
+        (lambda: Question("b", QuestionType.TEXT, "", max_length=5), "empty prompt"),
+        (lambda: Question("B-1", QuestionType.TEXT, "B?", max_length=5), "invalid question id"),
+        (lambda: Question("a" * 17, QuestionType.TEXT, "B?", max_length=5), "invalid question"),
+        (lambda: Question("b", QuestionType.NUMBER, "B?"), "min_value and max_value"),
+        (
+            lambda: Question("b", QuestionType.NUMBER, "B?", min_value=5, max_value=1),
+            "min_value > max_value",
+        ),
+        (
+            lambda: Question("b", QuestionType.YES_NO, "B?", options=(Option("x", "X"),)),
+            "automatically",
+        ),
+        (
+            lambda: Question(
+                "b", QuestionType.TEXT, "B?", max_length=5, urgent_if=frozenset({"x"})
+            ),
+            "urgent_if",
+        ),
+        (
+            lambda: Question(
+                "b",
+                QuestionType.SINGLE,
+                "B?",
+                options=(Option("x", "X", exclusive=True), Option("y", "Y")),
+            ),
+            "exclusive",
+        ),
+        (lambda: Option("_skip", "Skip"), "invalid option code"),
+        (lambda: Option("Bad", "Label"), "invalid option code"),
+        (lambda: Option("x" * 17, "Label"), "invalid option code"),
+        (lambda: Option("x", " "), "empty label"),
+        (lambda: Condition("a", frozenset()), "no codes"),
     ],
 )
-def test_invalid_definitions_raise(build: Any) -> None:
-    with pytest.raises(ValueError):
+def test_invalid_definitions_raise(build: Any, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
         build()
 
 
@@ -385,6 +414,11 @@ def test_text_is_cleaned_and_bounded() -> None:
     )
     assert parse_text_answer(name, "   \n\t ") == Rejected(RejectReason.EMPTY)
     assert parse_text_answer(name, "\x00\x01") == Rejected(RejectReason.EMPTY)
+    assert parse_text_answer(name, "\u200b \u200d") == Rejected(RejectReason.EMPTY)
+    assert is_valid_answer(name, "Ҷамшед")
+    assert not is_valid_answer(name, " Ҷамшед")
+    assert not is_valid_answer(name, "")
+    assert not is_valid_answer(name, "x" * 201)
     assert parse_text_answer(name, "x" * 200) == Accepted("x" * 200)
     assert parse_text_answer(name, "x" * 201) == Rejected(RejectReason.TOO_LONG)
     assert parse_text_answer(name, "ok\ud800") == Accepted("ok")
@@ -480,7 +514,10 @@ def test_choose_option_validates_codes() -> None:
     assert choose_option(reporter, "relative") == Accepted("relative")
     assert choose_option(reporter, "admin") == Rejected(RejectReason.INVALID_CHOICE)
     assert choose_option(reporter, "") == Rejected(RejectReason.INVALID_CHOICE)
-    assert choose_option(reporter, SKIPPED) == Rejected(RejectReason.REQUIRED)
+    assert choose_option(reporter, SKIPPED) == Accepted(SKIPPED)
+    assert choose_option(replace(reporter, required=True), SKIPPED) == Rejected(
+        RejectReason.REQUIRED
+    )
     assert choose_option(reporter, DONT_KNOW) == Rejected(RejectReason.INVALID_CHOICE)
     assert choose_option(reporter, None) == Rejected(  # type: ignore[arg-type]
         RejectReason.INVALID_CHOICE
@@ -563,11 +600,28 @@ def test_clear_hidden_drops_hidden_unknown_and_malformed() -> None:
     }
 
 
+def test_every_question_of_the_intake_can_be_skipped() -> None:
+    assert not [item.id for item in Q.questions if item.required]
+    assert is_complete(Q, {})
+
+
 def test_is_complete_needs_required_answers() -> None:
-    assert not is_complete(Q, {})
-    assert not is_complete(Q, {"reporter": "victim"})
-    assert not is_complete(Q, {"reporter": "victim", "contact_how": SKIPPED})
-    assert is_complete(Q, {"reporter": "victim", "contact_how": "chat"})
+    strict = Questionnaire(
+        version="t",
+        questions=(
+            Question(
+                id="who",
+                type=QuestionType.SINGLE,
+                prompt="Who?",
+                options=(Option("a", "A"), Option("b", "B")),
+                required=True,
+            ),
+            Question(id="note", type=QuestionType.TEXT, prompt="Note?", max_length=10),
+        ),
+    )
+    assert not is_complete(strict, {})
+    assert not is_complete(strict, {"who": SKIPPED})
+    assert is_complete(strict, {"who": "a"})
 
 
 def test_summary_in_order_with_skips() -> None:

@@ -29,6 +29,9 @@ from html.parser import HTMLParser
 from typing import Any, Final, Literal, Self, get_args
 
 import aiohttp
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import hdrs, web
 
 JsonDict = dict[str, Any]
@@ -579,6 +582,18 @@ class _Params:
 _Handler = Callable[[_Params], Awaitable[Any]]
 
 
+class EmulatorSession(AiohttpSession):
+    """aiogram session pointed at a fake server; closes without the 250 ms SSL grace sleep."""
+
+    def __init__(self, base_url: str, **kwargs: Any) -> None:
+        super().__init__(api=TelegramAPIServer.from_base(base_url), **kwargs)
+
+    async def close(self) -> None:
+        session = self._session
+        if session is not None and not session.closed:
+            await session.close()
+
+
 # --------------------------------------------------------------------------- server
 
 
@@ -695,6 +710,10 @@ class FakeTelegramServer:
         if runner is not None:
             await runner.cleanup()
         self._url = None
+
+    def make_bot(self, token: str | None = None, **bot_kwargs: Any) -> Bot:
+        """A real aiogram Bot talking to this server (caller closes ``bot.session``)."""
+        return Bot(token or self.token, session=EmulatorSession(self.url), **bot_kwargs)
 
     async def __aenter__(self) -> Self:
         await self.start()

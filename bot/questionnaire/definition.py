@@ -3,8 +3,8 @@
 A phone-sized subset of docs questionnaire-fields.md (Istanbul Protocol based).
 Consent is asked separately, before this. Prompts speak to the reporter and stay
 neutral about whether they are the victim or a relative ("the person who was
-detained"). Every question except "who is reporting" and "how to contact" can be
-skipped. Changing wording, codes or order means a new `version`: answers are
+detained"). Every question can be skipped: only consent, asked before, is ever
+required. Changing wording, codes or order means a new `version`: answers are
 stored with the version they were given under.
 """
 
@@ -41,7 +41,6 @@ QUESTIONNAIRE_V1: Final = Questionnaire(
                 Option("witness", N_("A witness")),
                 Option("other", N_("Someone else")),
             ),
-            required=True,
             allow_dont_know=False,
         ),
         Question(
@@ -365,7 +364,6 @@ QUESTIONNAIRE_V1: Final = Questionnaire(
                 Option("trusted", N_("Through a person I trust")),
                 Option("none", N_("Do not contact me")),
             ),
-            required=True,
             allow_dont_know=False,
         ),
         Question(

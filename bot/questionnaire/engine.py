@@ -149,6 +149,11 @@ def _keep_char(ch: str) -> bool:
     return unicodedata.category(ch) not in ("Cc", "Cs")
 
 
+def _has_visible_char(text: str) -> bool:
+    # A zero-width space alone survives strip() but shows the lawyer a blank answer.
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
 def is_valid_answer(question: Question, value: object) -> bool:
     """Whether `value` is a well-formed, submittable answer to `question`."""
     if isinstance(value, str) and value in MARKERS:
@@ -164,8 +169,9 @@ def is_valid_answer(question: Question, value: object) -> bool:
             return (
                 isinstance(value, str)
                 and question.max_length is not None
-                and 0 < len(value) <= question.max_length
+                and len(value) <= question.max_length
                 and clean_text(value) == value
+                and _has_visible_char(value)
             )
         case QuestionType.NUMBER:
             return (
@@ -226,7 +232,7 @@ def parse_text_answer(question: Question, text: str, *, today: date | None = Non
     if not isinstance(text, str):
         return Rejected(RejectReason.EMPTY)
     cleaned = clean_text(text)
-    if not cleaned:
+    if not _has_visible_char(cleaned):
         return Rejected(RejectReason.EMPTY)
     match question.type:
         case QuestionType.TEXT:

@@ -1,0 +1,91 @@
+"""Work done beside the updates: the outbox worker and the draft sweeper.
+
+Started and stopped with the Dispatcher (its startup and shutdown hooks), in
+the same process by default.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.utils.i18n import I18n
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.notifications import ensure_coordinators
+from bot.outbox import OutboxPolicy, OutboxWorker
+from bot.sweeper import DraftSweeper
+from handlers.reporter.menu import set_default_commands
+from storage.crypto import KeyRing
+from storage.fsm import EncryptedFSMStorage
+from storage.repositories import UserRepository
+
+log = logging.getLogger("intake.background")
+
+
+class BackgroundTasks:
+    def __init__(
+        self,
+        settings: Settings,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keyring: KeyRing,
+        i18n: I18n,
+        storage: EncryptedFSMStorage,
+        outbox_policy: OutboxPolicy | None = None,
+    ) -> None:
+        self.settings = settings
+        self.sessionmaker = sessionmaker
+        self.keyring = keyring
+        self.i18n = i18n
+        self.storage = storage
+        self.outbox_policy = outbox_policy
+        self.outbox: OutboxWorker | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def on_startup(self, bot: Bot) -> None:
+        async with self.sessionmaker.begin() as session:
+            await ensure_coordinators(
+                UserRepository(session, self.keyring), self.settings.coordinator_ids
+            )
+        await set_default_commands(bot, self.i18n)
+        self.outbox = OutboxWorker(
+            self.sessionmaker,
+            self.keyring,
+            bot,
+            lambda msgid, locale: self.i18n.gettext(msgid, locale=locale or None),
+            self.outbox_policy,
+        )
+        sweeper = DraftSweeper(self.storage, timedelta(minutes=self.settings.wipe_idle_minutes))
+        self._tasks = [
+            asyncio.create_task(self.outbox.run_forever(), name="outbox"),
+            asyncio.create_task(
+                _every(self.settings.sweep_interval_seconds, lambda: sweeper.sweep_once(bot)),
+                name="sweeper",
+            ),
+        ]
+
+    async def on_shutdown(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+
+    def wake_outbox(self) -> None:
+        if self.outbox is not None:
+            self.outbox.wakeup.set()
+
+
+async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:
+    while True:
+        try:
+            await job()
+        except Exception:
+            log.exception("background job failed")
+        await asyncio.sleep(seconds)

@@ -1,0 +1,51 @@
+"""Turning a finished draft into a case: sealed answers, urgency, notifications."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.intake.flow import IntakeState, questionnaire_for
+from bot.notifications import Notice, NoticeKind, coordinators, enqueue
+from bot.questionnaire import clear_hidden, is_urgent
+from storage.crypto import KeyRing
+from storage.models import Case, User, utcnow
+from storage.repositories import CaseRepository
+
+DAILY_SUBMISSION_LIMIT = 3
+
+
+class DailyLimitReached(Exception):
+    """The reporter already sent the maximum number of reports in the last 24 hours."""
+
+
+async def submit_report(
+    session: AsyncSession,
+    keyring: KeyRing,
+    cases: CaseRepository,
+    intake: IntakeState,
+    *,
+    reporter: User,
+    reporter_chat_id: int,
+) -> Case:
+    """Store the case and queue the coordinators' notices, in the caller's transaction."""
+    q = questionnaire_for(intake.draft.version)
+    recent = await cases.submissions_since(reporter.tg_index, utcnow() - timedelta(days=1))
+    if recent >= DAILY_SUBMISSION_LIMIT:
+        raise DailyLimitReached
+    answers = clear_hidden(q, intake.draft.answers)
+    urgent = is_urgent(q, answers)
+    case = await cases.create(
+        answers=answers,
+        urgent=urgent,
+        questionnaire_version=q.version,
+        stats_consent=intake.consent.stats,
+        contact_consent=intake.consent.contact,
+        reporter_index=reporter.tg_index,
+        reporter_chat_id=reporter_chat_id,
+    )
+    notice = Notice(NoticeKind.NEW_CASE, case.reference, urgent=urgent)
+    for coordinator in await coordinators(session):
+        enqueue(session, keyring, coordinator, notice)
+    return case

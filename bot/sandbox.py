@@ -1,0 +1,113 @@
+"""The real bot against the in-process Telegram emulator.
+
+Used by the end-to-end tests, the benchmarks and ``make demo``: the genuine
+Dispatcher, middlewares, handlers, encrypted storage and outbox, with only
+Telegram replaced by :class:`~bot.emulator.FakeTelegramServer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+from pydantic import SecretStr
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.config import Settings
+from bot.emulator import FakeTelegramServer, SimulatedUser
+from bot.factory import create_bot, create_dispatcher
+from bot.outbox import OutboxPolicy
+from storage.crypto import KeyRing
+
+FAST_OUTBOX = OutboxPolicy(
+    base_backoff=0.05,
+    max_backoff=0.5,
+    lease=5.0,
+    global_rate=1000.0,
+    per_chat_interval=0.0,
+    poll_interval=0.05,
+)
+
+
+class Sandbox:
+    def __init__(
+        self,
+        *,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keyring: KeyRing,
+        database_url: str,
+        server: FakeTelegramServer | None = None,
+        outbox_policy: OutboxPolicy | None = FAST_OUTBOX,
+        handle_as_tasks: bool = False,
+        **settings: Any,
+    ) -> None:
+        self.server = server or FakeTelegramServer()
+        self.sessionmaker = sessionmaker
+        self.keyring = keyring
+        self.database_url = database_url
+        self.outbox_policy = outbox_policy
+        self.handle_as_tasks = handle_as_tasks
+        self.settings_overrides = settings
+        self.bot: Bot | None = None
+        self.dispatcher: Dispatcher | None = None
+        self._polling: asyncio.Task[None] | None = None
+
+    def settings(self) -> Settings:
+        return Settings(
+            bot_token=SecretStr(self.server.token),
+            telegram_api_url=self.server.url,
+            database_url=self.database_url,
+            **self.settings_overrides,
+        )
+
+    async def start(self) -> None:
+        if not self.server.running:
+            await self.server.start()
+        settings = self.settings()
+        self.bot = create_bot(settings)
+        self.dispatcher = create_dispatcher(
+            settings, self.sessionmaker, self.keyring, outbox_policy=self.outbox_policy
+        )
+        started = asyncio.Event()
+        self.dispatcher.startup.register(started.set)
+        self._polling = asyncio.create_task(
+            self.dispatcher.start_polling(
+                self.bot,
+                handle_as_tasks=self.handle_as_tasks,
+                handle_signals=False,
+                close_bot_session=True,
+                polling_timeout=1,
+            )
+        )
+        await asyncio.wait_for(started.wait(), timeout=10)
+
+    async def stop_bot(self) -> None:
+        """Stop the bot process (polling, outbox, sweeper); the server stays up."""
+        if self.dispatcher is not None and self._polling is not None:
+            with contextlib.suppress(RuntimeError):
+                await self.dispatcher.stop_polling()
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.wait_for(self._polling, timeout=10)
+        self._polling = None
+        self.dispatcher = None
+        self.bot = None
+
+    async def restart(self) -> None:
+        await self.stop_bot()
+        await self.start()
+
+    async def stop(self) -> None:
+        await self.stop_bot()
+        await self.server.stop()
+
+    async def __aenter__(self) -> Sandbox:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    def user(self, user_id: int, **kwargs: Any) -> SimulatedUser:
+        return SimulatedUser(self.server, user_id=user_id, **kwargs)

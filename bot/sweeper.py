@@ -1,0 +1,53 @@
+"""Clearing what abandoned drafts left behind.
+
+Telegram lets a bot delete messages only for 48 hours. A reporter who stops
+half-way leaves prompts and answers in the chat; once a draft has been idle
+for ``wipe_after`` (well inside that window) those messages are deleted, and
+drafts past their lifetime are removed. Safe to run in several processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+
+from bot.intake.flow import IntakeState
+from storage.fsm import EncryptedFSMStorage
+
+log = logging.getLogger("intake.sweeper")
+
+DELETE_BATCH = 100
+
+
+class DraftSweeper:
+    def __init__(self, storage: EncryptedFSMStorage, wipe_after: timedelta) -> None:
+        self.storage = storage
+        self.wipe_after = wipe_after
+
+    async def sweep_once(self, bot: Bot) -> int:
+        """Delete the chat leftovers of idle drafts, then expired drafts; returns messages."""
+        deleted = 0
+        for index, payload in await self.storage.idle_drafts(self.wipe_after):
+            data = payload.get("data")
+            chat_id = payload.get("chat")
+            if not isinstance(data, dict) or not isinstance(chat_id, int):
+                continue
+            intake = IntakeState.from_dict(data.get("intake"))
+            if not intake.trail:
+                continue
+            for start in range(0, len(intake.trail), DELETE_BATCH):
+                try:
+                    await bot.delete_messages(chat_id, intake.trail[start : start + DELETE_BATCH])
+                except TelegramAPIError as exc:
+                    log.warning("sweeper could not delete messages: %s", type(exc).__name__)
+            deleted += len(intake.trail)
+            intake.trail = []
+            data["intake"] = intake.to_dict()
+            await self.storage.replace_payload(index, payload)
+        expired = await self.storage.delete_expired()
+        if deleted or expired:
+            log.info("sweeper: %d messages deleted, %d drafts expired", deleted, expired)
+        return deleted

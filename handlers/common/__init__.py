@@ -1,0 +1,1 @@
+"""Handlers for anything no other router took."""

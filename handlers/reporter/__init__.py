@@ -1,0 +1,18 @@
+"""Everything a reporter (victim, relative, witness) does with the bot."""
+
+from aiogram import Router
+
+from handlers.reporter import commands, questions, review, start
+
+
+def build_reporter_router() -> Router:
+    router = Router(name="reporter")
+    # Commands first: "/status" typed in the middle of a question is a command,
+    # not an answer.
+    router.include_routers(
+        start.build_router(),
+        commands.build_router(),
+        review.build_router(),
+        questions.build_router(),
+    )
+    return router

@@ -1,0 +1,143 @@
+"""/help, /status, /cancel and the reporters' command menu."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.intake.flow import IntakeState, resume_point
+from bot.text import N_
+from handlers.reporter.callbacks import FlowAction
+from handlers.reporter.conversation import Intake, goodbye, load, show_current
+from handlers.reporter.menu import REPORTER_COMMANDS
+from handlers.reporter.render import Screen
+from storage.models import User
+from storage.repositories import CaseRepository
+
+STATUS_NAMES = {
+    "new": N_("received"),
+    "assigned": N_("a lawyer has been assigned"),
+    "in_progress": N_("a lawyer is working on it"),
+    "awaiting_reporter": N_("a lawyer is waiting for your answer"),
+    "closed": N_("closed"),
+}
+
+
+async def help_command(message: Message) -> None:
+    await message.answer(
+        "\n".join(
+            [
+                _(
+                    "This bot passes reports of torture and ill-treatment to human-rights "
+                    "lawyers. Reports are stored encrypted; the bot deletes your answers from "
+                    "this chat as you go."
+                ),
+                "",
+                *(f"/{name} — {_(text)}" for name, text in REPORTER_COMMANDS),
+            ]
+        )
+    )
+
+
+async def status_command(message: Message, user: User, cases: CaseRepository) -> None:
+    found = await cases.for_reporter(user.tg_index)
+    if not found:
+        await message.answer(_("You have not sent any reports yet. To send one, press /start."))
+        return
+    lines = [_("Your reports:")]
+    for case in found:
+        status = _(STATUS_NAMES.get(case.status, STATUS_NAMES["new"]))
+        lines.append(f"{case.reference} — {status} ({case.created_at:%d.%m.%Y})")
+    await message.answer("\n".join(lines))
+
+
+def _cancel_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("Yes, delete it"), callback_data=FlowAction(action="cancel_yes").pack()
+                )
+            ],
+            [
+                InlineKeyboardButton(
+                    text=_("No, continue"), callback_data=FlowAction(action="cancel_no").pack()
+                )
+            ],
+        ]
+    )
+
+
+async def cancel_command(message: Message, state: FSMContext, bot: Bot, settings: Settings) -> None:
+    intake = await load(state)
+    intake.track(message.message_id)
+    await _ask_to_cancel(bot, settings, state, message.chat.id, intake)
+
+
+async def cancel_button(
+    query: CallbackQuery, state: FSMContext, bot: Bot, settings: Settings
+) -> None:
+    await query.answer()
+    if query.message is not None:
+        await _ask_to_cancel(bot, settings, state, query.message.chat.id, await load(state))
+
+
+async def _ask_to_cancel(
+    bot: Bot, settings: Settings, state: FSMContext, chat_id: int, intake: IntakeState
+) -> None:
+    question = _(
+        "Delete this report? Everything you have entered will be erased and cannot be recovered."
+    )
+    await show_current(
+        bot, settings, state, chat_id, intake, screens=[Screen(question, _cancel_keyboard())]
+    )
+
+
+async def cancel_without_draft(message: Message) -> None:
+    await message.answer(_("There is no report in progress."))
+
+
+async def confirm_cancel(
+    query: CallbackQuery, state: FSMContext, bot: Bot, settings: Settings
+) -> None:
+    await goodbye(
+        query,
+        state,
+        bot,
+        settings,
+        N_("Your report has been deleted. If you want to start again, send /start."),
+    )
+
+
+async def keep_going(query: CallbackQuery, state: FSMContext, bot: Bot, settings: Settings) -> None:
+    await query.answer()
+    if query.message is not None:
+        intake = resume_point(await load(state))
+        await show_current(bot, settings, state, query.message.chat.id, intake)
+
+
+def build_router() -> Router:
+    router = Router(name="reporter-commands")
+    router.message.register(help_command, Command("help"))
+    router.message.register(status_command, Command("status"))
+    router.message.register(cancel_command, Command("cancel"), Intake.active)
+    router.callback_query.register(
+        cancel_button, FlowAction.filter(F.action == "cancel"), Intake.active
+    )
+    router.message.register(cancel_without_draft, Command("cancel"))
+    router.callback_query.register(
+        confirm_cancel, FlowAction.filter(F.action == "cancel_yes"), Intake.active
+    )
+    router.callback_query.register(
+        keep_going, FlowAction.filter(F.action.in_({"cancel_no", "resume"})), Intake.active
+    )
+    return router

@@ -1,0 +1,119 @@
+"""Loading, saving and showing the reporter's conversation.
+
+The state lives in the sealed FSM data; message ids that must later be
+deleted from the phone are tracked there too, and nowhere else.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.intake.flow import IntakeState, Phase, current_question
+from bot.questionnaire import Stage
+from handlers.reporter.render import (
+    Screen,
+    consent_screen,
+    intro_screen,
+    language_screen,
+    question_screen,
+    review_screens,
+)
+from storage.unit_of_work import commit_now
+
+log = logging.getLogger("intake.reporter")
+
+DELETE_BATCH = 100
+
+
+class Intake(StatesGroup):
+    active = State()
+
+
+async def load(state: FSMContext) -> IntakeState:
+    return IntakeState.from_dict((await state.get_data()).get("intake"))
+
+
+async def save(state: FSMContext, intake: IntakeState) -> None:
+    await state.set_state(Intake.active)
+    await state.set_data({"intake": intake.to_dict()})
+
+
+async def wipe(bot: Bot, settings: Settings, chat_id: int, message_ids: Iterable[int]) -> None:
+    """Delete messages from the chat (best effort: Telegram refuses after 48 hours)."""
+    ids = sorted(set(message_ids))
+    if not settings.wipe_chat or not ids:
+        return
+    for start in range(0, len(ids), DELETE_BATCH):
+        try:
+            await bot.delete_messages(chat_id, ids[start : start + DELETE_BATCH])
+        except TelegramAPIError as exc:
+            log.warning("could not delete %d messages: %s", len(ids), type(exc).__name__)
+
+
+async def send(bot: Bot, chat_id: int, screen: Screen) -> Message:
+    return await bot.send_message(chat_id, screen.text, reply_markup=screen.markup)
+
+
+def screens_for(intake: IntakeState) -> list[Screen]:
+    """What to show for where the reporter is now."""
+    if intake.phase is Phase.LANGUAGE:
+        return [language_screen()]
+    if intake.phase is Phase.INTRO:
+        return [intro_screen(_)]
+    if intake.phase is not Phase.QUESTIONS:
+        return [consent_screen(intake.phase, _)]
+    if intake.draft.stage is Stage.REVIEW:
+        return review_screens(intake, _)
+    question = current_question(intake)
+    if question is None:
+        return review_screens(intake, _)
+    return [question_screen(intake, question, _)]
+
+
+async def show_current(
+    bot: Bot,
+    settings: Settings,
+    state: FSMContext,
+    chat_id: int,
+    intake: IntakeState,
+    *,
+    notice: str | None = None,
+    screens: list[Screen] | None = None,
+) -> None:
+    """Send the current screen, then delete everything shown before it.
+
+    The order matters: the new screen is sent and recorded before the old
+    messages go, so a failure never leaves the reporter with an empty chat.
+    """
+    sent: list[int] = []
+    if notice:
+        sent.append((await bot.send_message(chat_id, notice)).message_id)
+    for screen in screens if screens is not None else screens_for(intake):
+        sent.append((await send(bot, chat_id, screen)).message_id)
+    doomed = intake.take_trail()
+    intake.track(*sent)
+    await save(state, intake)
+    await commit_now()
+    await wipe(bot, settings, chat_id, doomed)
+
+
+async def goodbye(
+    query: CallbackQuery, state: FSMContext, bot: Bot, settings: Settings, text: str
+) -> None:
+    """End the conversation: forget the draft, clear the chat, leave one kind line."""
+    await query.answer()
+    intake = await load(state)
+    await state.clear()
+    await commit_now()
+    if query.message is not None:
+        await bot.send_message(query.message.chat.id, _(text))
+        await wipe(bot, settings, query.message.chat.id, intake.trail)

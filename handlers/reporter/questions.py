@@ -1,0 +1,100 @@
+"""Answering questions: buttons, typed answers, Back, and input of the wrong kind."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.intake.flow import IntakeState, Phase, answer, current_question, go_back, press_option
+from bot.questionnaire import Accepted, QuestionType, Rejected, parse_text_answer
+from handlers.reporter.callbacks import AnswerButton
+from handlers.reporter.conversation import Intake, load, save, show_current
+from handlers.reporter.render import question_screen, rejection_text, wrong_kind_text
+
+
+async def press_answer(
+    query: CallbackQuery,
+    callback_data: AnswerButton,
+    state: FSMContext,
+    bot: Bot,
+    settings: Settings,
+) -> None:
+    intake = await load(state)
+    question = current_question(intake)
+    if (
+        query.message is None
+        or intake.phase is not Phase.QUESTIONS
+        or question is None
+        or callback_data.question != question.id
+    ):
+        await query.answer(_("This button is no longer active."))
+        return
+    chat_id = query.message.chat.id
+
+    if callback_data.code == "_back":
+        await query.answer()
+        if go_back(intake):
+            await show_current(bot, settings, state, chat_id, intake)
+        return
+
+    was_multi_toggle = question.type is QuestionType.MULTI and not callback_data.code.startswith(
+        "_"
+    )
+    refused = press_option(intake, question, callback_data.code)
+    if refused is not None:
+        await query.answer(rejection_text(refused, question, _), show_alert=True)
+        return
+    await query.answer()
+    if was_multi_toggle:
+        # Ticking an option only redraws the buttons of the same message.
+        await save(state, intake)
+        screen = question_screen(intake, question, _)
+        try:
+            await query.message.edit_reply_markup(reply_markup=screen.markup)  # type: ignore[union-attr]
+        except TelegramBadRequest:
+            await show_current(bot, settings, state, chat_id, intake)
+        return
+    await show_current(bot, settings, state, chat_id, intake)
+
+
+async def typed_answer(message: Message, state: FSMContext, bot: Bot, settings: Settings) -> None:
+    intake = await load(state)
+    intake.track(message.message_id)
+    question = current_question(intake)
+    if intake.phase is not Phase.QUESTIONS or question is None:
+        await _reprompt(message, state, intake, _("Please use the buttons above."))
+        return
+    result = parse_text_answer(question, message.text or "")
+    if isinstance(result, Rejected):
+        await _reprompt(message, state, intake, rejection_text(result.reason, question, _))
+        return
+    assert isinstance(result, Accepted)
+    answer(intake, question, result.value)
+    await show_current(bot, settings, state, message.chat.id, intake)
+
+
+async def wrong_kind(message: Message, state: FSMContext) -> None:
+    """A sticker, photo, voice message... where text or a button is expected."""
+    intake = await load(state)
+    intake.track(message.message_id)
+    question = current_question(intake) if intake.phase is Phase.QUESTIONS else None
+    await _reprompt(message, state, intake, wrong_kind_text(question, _))
+
+
+async def _reprompt(message: Message, state: FSMContext, intake: IntakeState, text: str) -> None:
+    """A short correction; the draft and the question stay as they were."""
+    sent = await message.answer(text)
+    intake.track(sent.message_id)
+    await save(state, intake)
+
+
+def build_router() -> Router:
+    router = Router(name="reporter-questions")
+    router.callback_query.register(press_answer, AnswerButton.filter(), Intake.active)
+    router.message.register(typed_answer, Intake.active, F.text)
+    router.message.register(wrong_kind, Intake.active)
+    return router
