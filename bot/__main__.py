@@ -7,6 +7,8 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import configure_logging
 from storage.crypto.keyfile import KeyFileError
@@ -19,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="apply migrations and start the bot (default)")
     commands.add_parser("migrate", help="apply database migrations and exit")
+    commands.add_parser("health", help="exit 0 when the key file and database are usable")
     keys = commands.add_parser("keys", help="manage the key file").add_subparsers(
         dest="keys_command", required=True
     )
@@ -39,6 +42,20 @@ async def _migrate(settings: Settings) -> None:
     async with open_runtime(settings, create_keys=True) as runtime:
         await migrate(runtime.engine)
     print("database is up to date")
+
+
+async def _health(settings: Settings) -> bool:
+    from sqlalchemy import text
+
+    from bot.app import open_runtime
+
+    try:
+        async with open_runtime(settings) as runtime, runtime.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except (OSError, SQLAlchemyError) as exc:
+        print(f"intake-bot: database unreachable ({type(exc).__name__})", file=sys.stderr)
+        return False
+    return True
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> None:
@@ -89,6 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_migrate(settings))
         elif command == "keys":
             asyncio.run(_keys(settings, args))
+        elif command == "health":
+            return 0 if asyncio.run(_health(settings)) else 1
     except (SettingsError, KeyFileError) as exc:
         print(f"intake-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG

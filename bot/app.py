@@ -51,7 +51,7 @@ class Runtime:
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, create_keys: bool = False) -> AsyncIterator[Runtime]:
     keyring = open_keyring(settings, create=create_keys)
-    engine = create_engine(settings.database_url)
+    engine = create_engine(settings.database_dsn())
     try:
         yield Runtime(settings, keyring, engine, create_sessionmaker(engine))
     finally:

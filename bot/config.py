@@ -31,6 +31,7 @@ class Settings(BaseSettings):
     bot_token: SecretStr | None = None
     telegram_api_url: str = OFFICIAL_API_URL
     database_url: str = "sqlite+aiosqlite:///data/intake.db"
+    database_password_file: Path | None = None
     key_file: Path = Path("data/keys.json")
     coordinator_ids: Annotated[frozenset[int], NoDecode] = frozenset()
     mode: RunMode = RunMode.POLLING
@@ -90,16 +91,34 @@ class Settings(BaseSettings):
     def draft_ttl_seconds(self) -> int:
         return self.draft_ttl_hours * 3600
 
+    def database_dsn(self) -> str:
+        """The database URL, with the password from its secret file when one is given."""
+        if self.database_password_file is None:
+            return self.database_url
+        from sqlalchemy.engine import make_url
+
+        password = self.database_password_file.read_text(encoding="utf-8").strip()
+        url = make_url(self.database_url).set(password=password)
+        return url.render_as_string(hide_password=False)
+
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names it in one line."""
 
 
 def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment, ``.env`` and, with ``INTAKE_SECRETS_DIR``, secret files.
+
+    In the secrets folder a file named after a setting (``intake_bot_token``)
+    holds its value, as Docker and systemd credentials provide them.
+    """
+    import os
+
     from pydantic import ValidationError
 
+    secrets_dir = os.environ.get("INTAKE_SECRETS_DIR")
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        return Settings(_secrets_dir=secrets_dir or None, **overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         error = exc.errors()[0]
         location = error.get("loc") or ()

@@ -90,7 +90,13 @@ class ScriptedReporter:
         await self.press(N_("Yes, I agree") if stats else N_("No"))
 
     def question_on_screen(self) -> Question | None:
-        text = self.user.last_text() or ""
+        """The question in the newest message with buttons.
+
+        A short correction ("Please type a number...") may follow the question
+        without buttons of its own; a person reads the question above it.
+        """
+        message = next((m for m in reversed(self.user.bot_messages()) if m.inline_keyboard), None)
+        text = (message.body if message is not None else None) or ""
         found = [question for question in self.q.questions if self._(question.prompt) in text]
         # The longest matching prompt wins (one prompt may contain another).
         return max(found, key=lambda question: len(self._(question.prompt)), default=None)
