@@ -37,5 +37,11 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aiogram.event", "aiogram.dispatcher", "sqlalchemy.engine", "aiohttp.access"):
+    for noisy in (
+        "aiogram.event",
+        "aiogram.dispatcher",
+        "sqlalchemy.engine",
+        "aiohttp.access",
+        "alembic",
+    ):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -45,8 +45,19 @@ def _asyncpg_dsn() -> str:
 
 
 def require_postgres() -> None:
+    """Skip (or, in CI, fail) the calling test when PostgreSQL does not answer."""
     if "error" not in _postgres_state:
         _postgres_state["error"] = asyncio.run(_probe_postgres())
+    _postgres_verdict()
+
+
+async def require_postgres_async() -> None:
+    if "error" not in _postgres_state:
+        _postgres_state["error"] = await _probe_postgres()
+    _postgres_verdict()
+
+
+def _postgres_verdict() -> None:
     error = _postgres_state["error"]
     if error is None:
         return
