@@ -308,7 +308,7 @@ QUESTIONNAIRE_V1: Final = Questionnaire(
             type=QuestionType.MULTI,
             section=Section.CONSEQUENCES,
             prompt=N_("What proof exists?"),
-            hint=N_("Choose all that apply, then press Done. Keep them in a safe place."),
+            hint=N_("Choose all that apply, then press Done. Keep any proof in a safe place."),
             options=(
                 Option("photos", N_("Photos of injuries")),
                 Option("medical", N_("Medical papers")),

@@ -163,10 +163,6 @@ def resume_screen(_: Translate) -> Screen:
 _TYPE_HINTS = {
     QuestionType.TEXT: N_("Type your answer and send it."),
     QuestionType.NUMBER: N_("Type a number and send it."),
-    QuestionType.DATE: N_(
-        "Type the date, for example 14.03.2025. If you remember only the month or the "
-        "year, type 03.2025 or 2025."
-    ),
     QuestionType.MULTI: N_("Choose all that apply, then press Done."),
 }
 
@@ -232,8 +228,8 @@ def review_screens(state: IntakeState, _: Translate) -> list[Screen]:
     items: list[ReviewItem] = summarise_for_review(q, state.draft.answers)
     header = _(
         N_(
-            "Please check your answers. Nothing is sent until you press Send. To change an "
-            "answer, press its number."
+            'Please check your answers. Nothing is sent until you press "Send the report". '
+            "To change an answer, press its number."
         )
     )
     chunks: list[str] = []

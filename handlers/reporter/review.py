@@ -99,8 +99,8 @@ async def submit(
         chat_id,
         _(
             "Your report {reference} has been received. A lawyer will read it soon. "
-            "Send /status to see how it is going. You can now delete this chat; the "
-            "reference is enough to ask about your report."
+            "Send /status to see how it is going. You can now delete this chat: /status "
+            "will still show your reports."
         ).format(reference=case.reference),
     )
     await wipe(bot, settings, chat_id, trail)
