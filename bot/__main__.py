@@ -22,6 +22,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("run", help="apply migrations and start the bot (default)")
     commands.add_parser("migrate", help="apply database migrations and exit")
     commands.add_parser("health", help="exit 0 when the key file and database are usable")
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    audit.add_parser("verify", help="check the whole HMAC chain; name the first broken entry")
+    stats = commands.add_parser("stats", help="anonymous aggregate figures")
+    stats.add_argument("--csv", action="store_true", help="print the aggregates as CSV")
     keys = commands.add_parser("keys", help="manage the key file").add_subparsers(
         dest="keys_command", required=True
     )
@@ -56,6 +62,37 @@ async def _health(settings: Settings) -> bool:
         print(f"intake-bot: database unreachable ({type(exc).__name__})", file=sys.stderr)
         return False
     return True
+
+
+async def _audit_verify(settings: Settings) -> bool:
+    from bot.app import open_runtime
+    from storage.audit import verify_chain
+
+    async with open_runtime(settings) as runtime:
+        report = await verify_chain(runtime.sessionmaker, runtime.keyring)
+    if report.intact:
+        print(f"audit log intact: {report.entries} entries")
+        return True
+    print(
+        f"audit log BROKEN at entry {report.first_broken} ({report.reason}); "
+        f"{report.entries} entries before it verify",
+        file=sys.stderr,
+    )
+    return False
+
+
+async def _stats(settings: Settings, as_csv: bool) -> None:
+    from bot.app import open_runtime
+    from bot.cases import stats
+    from storage import audit
+
+    async with open_runtime(settings) as runtime, runtime.sessionmaker.begin() as session:
+        figures = await stats.compute(session, runtime.keyring)
+        await audit.record(session, runtime.keyring, "stats_export", actor_id=None)
+    if as_csv:
+        sys.stdout.write(stats.to_csv(figures))
+    else:
+        print(stats.render_text(figures, lambda text: text))
 
 
 async def _keys(settings: Settings, args: argparse.Namespace) -> None:
@@ -108,6 +145,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_keys(settings, args))
         elif command == "health":
             return 0 if asyncio.run(_health(settings)) else 1
+        elif command == "audit":
+            return 0 if asyncio.run(_audit_verify(settings)) else 1
+        elif command == "stats":
+            asyncio.run(_stats(settings, args.csv))
     except (SettingsError, KeyFileError) as exc:
         print(f"intake-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -13,14 +13,18 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import I18n
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cases.staff import ensure_coordinators
 from bot.config import Settings
-from bot.notifications import ensure_coordinators
+from bot.i18n import DEFAULT_LANGUAGE
+from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
 from bot.sweeper import DraftSweeper
 from handlers.reporter.menu import set_default_commands
+from handlers.staff.menu import set_staff_commands
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
 from storage.repositories import UserRepository
@@ -49,10 +53,18 @@ class BackgroundTasks:
 
     async def on_startup(self, bot: Bot) -> None:
         async with self.sessionmaker.begin() as session:
-            await ensure_coordinators(
+            coordinators = await ensure_coordinators(
                 UserRepository(session, self.keyring), self.settings.coordinator_ids
             )
+            languages = {user.id: user.language or DEFAULT_LANGUAGE for user in coordinators}
         await set_default_commands(bot, self.i18n)
+        for telegram_id, user in zip(
+            sorted(self.settings.coordinator_ids), coordinators, strict=True
+        ):
+            with contextlib.suppress(TelegramAPIError):
+                await set_staff_commands(
+                    bot, self.i18n, telegram_id, Role.COORDINATOR.value, languages[user.id]
+                )
         self.outbox = OutboxWorker(
             self.sessionmaker,
             self.keyring,

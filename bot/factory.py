@@ -52,7 +52,9 @@ def create_dispatcher(
         events_isolation=events_isolation or SimpleEventIsolation(),
     )
     i18n = i18n or create_i18n()
-    dispatcher.update.outer_middleware(DatabaseMiddleware(sessionmaker, keyring))
+    dispatcher.update.outer_middleware(
+        DatabaseMiddleware(sessionmaker, keyring, self_assign=settings.self_assign)
+    )
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)
 
@@ -61,6 +63,7 @@ def create_dispatcher(
     dispatcher.shutdown.register(background.on_shutdown)
 
     dispatcher["background"] = background
+    dispatcher["i18n_core"] = i18n
     dispatcher["settings"] = settings
     dispatcher["keyring"] = keyring
     dispatcher["sessionmaker"] = sessionmaker

@@ -10,6 +10,7 @@ from aiogram.types import Chat, TelegramObject
 from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cases.service import CaseService
 from storage.crypto import KeyRing
 from storage.repositories import CaseRepository, UserRepository
 from storage.unit_of_work import update_scope
@@ -18,15 +19,23 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 
 class DatabaseMiddleware(BaseMiddleware):
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRing) -> None:
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keyring: KeyRing,
+        *,
+        self_assign: bool = True,
+    ) -> None:
         self.sessionmaker = sessionmaker
         self.keyring = keyring
+        self.self_assign = self_assign
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with update_scope(self.sessionmaker) as session:
             data["session"] = session
             data["users"] = UserRepository(session, self.keyring)
             data["cases"] = CaseRepository(session, self.keyring)
+            data["case_service"] = CaseService(session, self.keyring, self_assign=self.self_assign)
             return await handler(event, data)
 
 

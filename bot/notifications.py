@@ -12,13 +12,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.text import N_
 from storage.crypto import FieldContext, KeyRing, Purpose
 from storage.models import OutboxMessage, User
-from storage.repositories import UserRepository
 
 Translate = Callable[[str], str]
 
@@ -29,35 +29,84 @@ class Role(StrEnum):
 
 
 class NoticeKind(StrEnum):
-    NEW_CASE = "new_case"
+    NEW_CASE = "new_case"  # to coordinators
+    ASSIGNED_TO_YOU = "assigned_to_you"  # to the lawyer
+    REPORTER_REPLIED = "reporter_replied"  # to the lawyer, with the reply
+    LAWYER_ASSIGNED = "lawyer_assigned"  # to the reporter
+    STATUS_CHANGED = "status_changed"  # to the reporter
+    LAWYER_QUESTION = "lawyer_question"  # to the reporter, with the question
+    CASE_CLOSED = "case_closed"  # to the reporter
+    JOINED_AS_LAWYER = "joined"  # to coordinators
 
 
 @dataclass(frozen=True, slots=True)
 class Notice:
     kind: NoticeKind
-    reference: str
+    reference: str = ""
     urgent: bool = False
+    status: str | None = None
+    text: str | None = None
 
     def to_bytes(self) -> bytes:
-        return json.dumps(asdict(self)).encode()
+        return json.dumps(asdict(self), ensure_ascii=False).encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> Notice:
         data = json.loads(raw)
         return cls(
-            kind=NoticeKind(data["kind"]), reference=data["reference"], urgent=data["urgent"]
+            kind=NoticeKind(data["kind"]),
+            reference=str(data.get("reference", "")),
+            urgent=bool(data.get("urgent", False)),
+            status=data.get("status"),
+            text=data.get("text"),
         )
+
+
+_TEMPLATES: dict[NoticeKind, str] = {
+    NoticeKind.NEW_CASE: N_("New case {reference}. Open it with /case {reference}"),
+    NoticeKind.ASSIGNED_TO_YOU: N_(
+        "Case {reference} has been assigned to you. Open it with /case {reference}"
+    ),
+    NoticeKind.REPORTER_REPLIED: N_("The reporter of case {reference} replied:\n\n{text}"),
+    NoticeKind.LAWYER_ASSIGNED: N_(
+        "A lawyer has been assigned to your report {reference}. You will be told here "
+        "when there is news."
+    ),
+    NoticeKind.STATUS_CHANGED: N_("Your report {reference}: {status}."),
+    NoticeKind.LAWYER_QUESTION: N_(
+        "The lawyer working on your report {reference} has a question:\n\n{text}\n\n"
+        "Press Reply to answer."
+    ),
+    NoticeKind.CASE_CLOSED: N_(
+        "The work on your report {reference} has been completed. Thank you for your trust. "
+        "If you need help again, send /start."
+    ),
+    NoticeKind.JOINED_AS_LAWYER: N_("A new lawyer has joined. See /staff"),
+}
+
+URGENT_NEW_CASE = N_("URGENT: new case {reference}. Open it with /case {reference}")
 
 
 def render_notice(notice: Notice, translate: Translate) -> str:
-    if notice.kind is NoticeKind.NEW_CASE:
-        template = (
-            translate(N_("URGENT: new case {reference}. Open it with /case {reference}"))
-            if notice.urgent
-            else translate(N_("New case {reference}. Open it with /case {reference}"))
-        )
-        return template.format(reference=notice.reference)
-    raise ValueError(f"unknown notice kind {notice.kind}")
+    template = _TEMPLATES[notice.kind]
+    if notice.kind is NoticeKind.NEW_CASE and notice.urgent:
+        template = URGENT_NEW_CASE
+    status = ""
+    if notice.status in REPORTER_STATUS_LABELS:
+        status = translate(REPORTER_STATUS_LABELS[notice.status])
+    return translate(template).format(
+        reference=notice.reference, text=notice.text or "", status=status
+    )
+
+
+#: Statuses in the reporter's words: neutral, no case details.
+REPORTER_STATUS_LABELS = {
+    "new": N_("received"),
+    "assigned": N_("a lawyer has been assigned"),
+    "in_progress": N_("a lawyer is working on it"),
+    "awaiting_reporter": N_("a lawyer is waiting for your answer"),
+    "closed": N_("closed"),
+}
 
 
 def outbox_context(message_id: object) -> FieldContext:
@@ -85,8 +134,15 @@ async def coordinators(session: AsyncSession) -> Sequence[User]:
     return found.all()
 
 
-async def ensure_coordinators(users: UserRepository, telegram_ids: frozenset[int]) -> None:
-    """Coordinators named in the settings exist from the start (private chat id = user id)."""
-    for telegram_id in sorted(telegram_ids):
-        user = await users.ensure(telegram_id, telegram_id)
-        user.role = Role.COORDINATOR.value
+REPLY_CALLBACK_PREFIX = "reply"
+
+
+def notice_keyboard(notice: Notice, translate: Translate) -> InlineKeyboardMarkup | None:
+    """A lawyer's question carries a Reply button; nothing else has buttons."""
+    if notice.kind is not NoticeKind.LAWYER_QUESTION:
+        return None
+    button = InlineKeyboardButton(
+        text=translate(N_("Reply")),
+        callback_data=f"{REPLY_CALLBACK_PREFIX}:{notice.reference}",
+    )
+    return InlineKeyboardMarkup(inline_keyboard=[[button]])

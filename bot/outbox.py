@@ -26,7 +26,7 @@ from aiogram.exceptions import (
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.notifications import Notice, outbox_context, render_notice
+from bot.notifications import Notice, notice_keyboard, outbox_context, render_notice
 from storage.crypto import DecryptionError, KeyRing, Purpose
 from storage.models import OutboxMessage, User, utcnow
 from storage.repositories import UserRepository
@@ -154,10 +154,17 @@ class OutboxWorker:
             except (DecryptionError, LookupError, ValueError, KeyError) as exc:
                 await self._finish(session, row, DEAD, error=type(exc).__name__)
                 return
-            text = render_notice(notice, lambda msgid: self.translator(msgid, user.language or ""))
+            language = user.language or ""
+
+            def translate(msgid: str) -> str:
+                return self.translator(msgid, language)
+
+            text = render_notice(notice, translate)
             await self.limiter.wait(chat_id)
             try:
-                await self.bot.send_message(chat_id, text)
+                await self.bot.send_message(
+                    chat_id, text, reply_markup=notice_keyboard(notice, translate)
+                )
             except TelegramRetryAfter as exc:
                 self.limiter.pause(exc.retry_after)
                 await self._retry(session, row, "retry_after", delay=float(exc.retry_after))

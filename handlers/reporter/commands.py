@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from bot.intake.flow import IntakeState, resume_point
+from bot.notifications import REPORTER_STATUS_LABELS
 from bot.text import N_
 from handlers.reporter.callbacks import FlowAction
 from handlers.reporter.conversation import Intake, goodbye, load, show_current
@@ -22,14 +23,6 @@ from handlers.reporter.menu import REPORTER_COMMANDS
 from handlers.reporter.render import Screen
 from storage.models import User
 from storage.repositories import CaseRepository
-
-STATUS_NAMES = {
-    "new": N_("received"),
-    "assigned": N_("a lawyer has been assigned"),
-    "in_progress": N_("a lawyer is working on it"),
-    "awaiting_reporter": N_("a lawyer is waiting for your answer"),
-    "closed": N_("closed"),
-}
 
 
 async def help_command(message: Message) -> None:
@@ -55,7 +48,7 @@ async def status_command(message: Message, user: User, cases: CaseRepository) ->
         return
     lines = [_("Your reports:")]
     for case in found:
-        status = _(STATUS_NAMES.get(case.status, STATUS_NAMES["new"]))
+        status = _(REPORTER_STATUS_LABELS.get(case.status, REPORTER_STATUS_LABELS["new"]))
         lines.append(f"{case.reference} — {status} ({case.created_at:%d.%m.%Y})")
     await message.answer("\n".join(lines))
 

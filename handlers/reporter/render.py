@@ -207,7 +207,9 @@ def question_screen(state: IntakeState, question: Question, _: Translate) -> Scr
     return Screen("\n".join(lines), _markup(rows))
 
 
-def render_value(question: Question, value: object, _: Translate) -> str:
+def render_value(
+    question: Question, value: object, _: Translate, *, limit: int | None = REVIEW_TEXT_LIMIT
+) -> str:
     if value == SKIPPED:
         return _(N_("(skipped)"))
     if value == DONT_KNOW:
@@ -217,8 +219,8 @@ def render_value(question: Question, value: object, _: Translate) -> str:
     if question.type is QuestionType.DATE:
         return format_date_value(value) or ""
     text = str(value)
-    if len(text) > REVIEW_TEXT_LIMIT:
-        text = text[:REVIEW_TEXT_LIMIT].rstrip() + "…"
+    if limit is not None and len(text) > limit:
+        text = text[:limit].rstrip() + "…"
     return text
 
 
@@ -285,6 +287,12 @@ _REJECTIONS = {
 
 
 def rejection_text(reason: RejectReason, question: Question | None, _: Translate) -> str:
+    if reason is RejectReason.OUT_OF_RANGE and (
+        question is None or question.type is not QuestionType.NUMBER
+    ):
+        # A year before 1950 is "out of range" too, but a date question has no
+        # number bounds: "from None to None" helps nobody.
+        reason = RejectReason.NOT_A_DATE
     return _(_REJECTIONS[reason]).format(
         limit=question.max_length if question else "",
         low=question.min_value if question else "",

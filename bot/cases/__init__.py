@@ -1,0 +1,1 @@
+"""The staff side of the core: workflow, access policy, audit, invitations, statistics."""

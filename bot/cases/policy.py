@@ -1,0 +1,59 @@
+"""Who may do what to which case: the one place that decides.
+
+Every staff handler and every button press asks :func:`is_allowed` on the
+server, because commands and callback data come from the client and can be
+forged.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from bot.notifications import Role
+from storage.models import Case, User
+
+
+class Action(StrEnum):
+    VIEW_QUEUE = "view_queue"
+    VIEW_CASE = "view_case"
+    TAKE = "take"
+    CHANGE_STATUS = "change_status"
+    ADD_NOTE = "add_note"
+    ASK_REPORTER = "ask_reporter"
+    CLOSE = "close"
+    ASSIGN = "assign"
+    STATS = "stats"
+    AUDIT = "audit"
+    MANAGE_STAFF = "manage_staff"
+
+
+COORDINATOR_ONLY = frozenset({Action.ASSIGN, Action.STATS, Action.AUDIT, Action.MANAGE_STAFF})
+ON_OWN_CASES = frozenset({Action.CHANGE_STATUS, Action.ADD_NOTE, Action.ASK_REPORTER, Action.CLOSE})
+
+
+def is_staff(user: User | None) -> bool:
+    return user is not None and user.role in (Role.LAWYER.value, Role.COORDINATOR.value)
+
+
+def is_allowed(
+    actor: User | None, action: Action, case: Case | None = None, *, self_assign: bool = True
+) -> bool:
+    if actor is None or not is_staff(actor):
+        return False
+    if actor.role == Role.COORDINATOR.value:
+        return True
+    if action in COORDINATOR_ONLY:
+        return False
+    if action is Action.VIEW_QUEUE:
+        return True
+    if case is None:
+        return False
+    own = case.assignee_id == actor.id
+    unassigned = case.assignee_id is None and case.status != "closed"
+    if action is Action.VIEW_CASE:
+        return own or (unassigned and self_assign)
+    if action is Action.TAKE:
+        return unassigned and self_assign
+    if action in ON_OWN_CASES:
+        return own
+    return False

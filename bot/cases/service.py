@@ -1,0 +1,332 @@
+"""What staff do to cases: every step checks the policy, records events and the
+audit trail, and queues notifications, all in the caller's transaction."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cases.policy import Action, is_allowed
+from bot.cases.workflow import Outcome, Status, WorkflowError, check_transition
+from bot.notifications import Notice, NoticeKind, Role, enqueue
+from bot.text import N_
+from storage import audit
+from storage.crypto import FieldContext, KeyRing
+from storage.models import Case, CaseEvent, CaseMessage, User, utcnow
+from storage.references import normalise_reference
+from storage.repositories import CaseRepository, UserRepository
+
+MESSAGE_LIMIT = 3000
+
+
+class AccessDenied(Exception):
+    """Unknown case or not allowed: the same answer, so existence does not leak."""
+
+
+@dataclass(frozen=True, slots=True)
+class CaseNote:
+    kind: str
+    author_id: uuid.UUID | None
+    created_at: Any
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CaseView:
+    case: Case
+    answers: dict[str, Any]
+    messages: list[CaseNote]
+    assignee: User | None
+
+
+@dataclass(frozen=True, slots=True)
+class QueueItem:
+    case: Case
+    region: Any
+    agency: Any
+
+
+@dataclass(frozen=True, slots=True)
+class QueuePage:
+    items: list[QueueItem]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.page_size))
+
+
+class CaseService:
+    def __init__(self, session: AsyncSession, keyring: KeyRing, *, self_assign: bool) -> None:
+        self.session = session
+        self.keyring = keyring
+        self.self_assign = self_assign
+        self.cases = CaseRepository(session, keyring)
+        self.users = UserRepository(session, keyring)
+
+    # Access ------------------------------------------------------------------
+    def allowed(self, actor: User, action: Action, case: Case | None = None) -> bool:
+        return is_allowed(actor, action, case, self_assign=self.self_assign)
+
+    async def find(self, actor: User, reference: str, action: Action) -> Case:
+        normal = normalise_reference(reference)
+        case = await self.cases.by_reference(normal) if normal else None
+        if case is None or not self.allowed(actor, action, case):
+            raise AccessDenied
+        return case
+
+    async def _audit(
+        self,
+        actor: User | None,
+        action: str,
+        case: Case | None = None,
+        subject: uuid.UUID | None = None,
+    ) -> None:
+        await audit.record(
+            self.session,
+            self.keyring,
+            action,
+            actor_id=actor.id if actor else None,
+            case_id=case.id if case else None,
+            subject_id=subject,
+        )
+
+    def _event(self, case: Case, actor: User | None, kind: str, **fields: Any) -> None:
+        self.session.add(
+            CaseEvent(case_id=case.id, actor_id=actor.id if actor else None, kind=kind, **fields)
+        )
+
+    def _first_action(self, case: Case) -> None:
+        if case.first_action_at is None:
+            case.first_action_at = utcnow()
+
+    async def _reporter(self, case: Case) -> User | None:
+        if case.reporter_index is None:
+            return None
+        return await self.users.by_index(case.reporter_index)
+
+    async def _tell_reporter(self, case: Case, notice: Notice) -> None:
+        if not case.contact_consent:
+            return
+        reporter = await self._reporter(case)
+        if reporter is not None:
+            enqueue(self.session, self.keyring, reporter, notice)
+
+    # Reading -----------------------------------------------------------------
+    async def open_case(self, actor: User, reference: str) -> CaseView:
+        """The whole case, decrypted for one person; every opening is audited."""
+        case = await self.find(actor, reference, Action.VIEW_CASE)
+        data_key = await self.cases.data_key(case)
+        answers = await self.cases.answers(case)
+        rows = await self.session.scalars(
+            select(CaseMessage)
+            .where(CaseMessage.case_id == case.id)
+            .order_by(CaseMessage.created_at)
+        )
+        notes = [
+            CaseNote(
+                row.kind,
+                row.author_id,
+                row.created_at,
+                data_key.open(
+                    row.body_sealed, FieldContext("case_messages", "body_sealed", row.id)
+                ).decode(),
+            )
+            for row in rows
+        ]
+        assignee = await self.session.get(User, case.assignee_id) if case.assignee_id else None
+        await self._audit(actor, "case_view", case)
+        return CaseView(case, answers, notes, assignee)
+
+    async def queue(self, actor: User, *, mine: bool, page: int, page_size: int = 5) -> QueuePage:
+        if not self.allowed(actor, Action.VIEW_QUEUE):
+            raise AccessDenied
+        open_cases = Case.status != Status.CLOSED.value
+        if mine:
+            scope = and_(open_cases, Case.assignee_id == actor.id)
+        elif actor.role == Role.COORDINATOR.value:
+            scope = open_cases
+        else:
+            scope = and_(open_cases, or_(Case.assignee_id.is_(None), Case.assignee_id == actor.id))
+        total = int(
+            await self.session.scalar(select(func.count()).select_from(Case).where(scope)) or 0
+        )
+        page = max(0, min(page, max(0, -(-total // page_size) - 1)))
+        found = await self.session.scalars(
+            select(Case)
+            .where(scope)
+            .order_by(Case.urgent.desc(), Case.created_at, Case.id)
+            .offset(page * page_size)
+            .limit(page_size)
+        )
+        items = []
+        for case in found:
+            try:
+                answers = await self.cases.answers(case)
+            except LookupError:
+                answers = {}
+            items.append(QueueItem(case, answers.get("region"), answers.get("agency")))
+        return QueuePage(items, total, page, page_size)
+
+    async def lawyers(self) -> list[User]:
+        found = await self.session.scalars(
+            select(User)
+            .where(User.role.in_((Role.LAWYER.value, Role.COORDINATOR.value)))
+            .order_by(User.created_at)
+        )
+        return list(found)
+
+    # Changing ----------------------------------------------------------------
+    async def take(self, actor: User, reference: str) -> Case:
+        case = await self.find(actor, reference, Action.TAKE)
+        return await self._assign(actor, case, actor)
+
+    async def assign(self, actor: User, reference: str, lawyer_id: uuid.UUID) -> Case:
+        case = await self.find(actor, reference, Action.ASSIGN)
+        lawyer = await self.session.get(User, lawyer_id)
+        if lawyer is None or lawyer.role not in (Role.LAWYER.value, Role.COORDINATOR.value):
+            raise WorkflowError(N_("This person is not a lawyer of the coalition."))
+        return await self._assign(actor, case, lawyer)
+
+    async def _assign(self, actor: User, case: Case, lawyer: User) -> Case:
+        if case.status == Status.CLOSED.value:
+            raise WorkflowError(N_("This case is closed."))
+        if case.assignee_id == lawyer.id:
+            raise WorkflowError(N_("The case is already assigned to this lawyer."))
+        first_assignment = case.assignee_id is None
+        case.assignee_id = lawyer.id
+        from_status = case.status
+        if case.status == Status.NEW.value:
+            case.status = Status.ASSIGNED.value
+        if actor.id == lawyer.id:
+            self._first_action(case)
+        self._event(case, actor, "assign", from_status=from_status, to_status=case.status)
+        await self._audit(actor, "case_assign", case, lawyer.id)
+        if actor.id != lawyer.id:
+            enqueue(
+                self.session,
+                self.keyring,
+                lawyer,
+                Notice(NoticeKind.ASSIGNED_TO_YOU, case.reference),
+            )
+        if first_assignment:
+            await self._tell_reporter(case, Notice(NoticeKind.LAWYER_ASSIGNED, case.reference))
+        return case
+
+    async def set_status(self, actor: User, reference: str, target: Status) -> Case:
+        if target is Status.CLOSED:
+            raise WorkflowError(N_("To close a case, choose an outcome."))
+        case = await self.find(actor, reference, Action.CHANGE_STATUS)
+        check_transition(case.status, target)
+        await self._transition(actor, case, target)
+        await self._tell_reporter(
+            case, Notice(NoticeKind.STATUS_CHANGED, case.reference, status=target.value)
+        )
+        return case
+
+    async def _transition(
+        self, actor: User, case: Case, target: Status, outcome: Outcome | None = None
+    ) -> None:
+        from_status = case.status
+        case.status = target.value
+        self._first_action(case)
+        self._event(
+            case,
+            actor,
+            "status",
+            from_status=from_status,
+            to_status=target.value,
+            outcome=outcome.value if outcome else None,
+        )
+        await self._audit(actor, "status_change", case)
+
+    async def close(self, actor: User, reference: str, outcome: Outcome) -> Case:
+        case = await self.find(actor, reference, Action.CLOSE)
+        check_transition(case.status, Status.CLOSED)
+        case.outcome = outcome.value
+        case.closed_at = utcnow()
+        await self._transition(actor, case, Status.CLOSED, outcome)
+        await self._tell_reporter(case, Notice(NoticeKind.CASE_CLOSED, case.reference))
+        return case
+
+    async def _add_message(self, case: Case, kind: str, author: User | None, text: str) -> None:
+        body = text.strip()[:MESSAGE_LIMIT]
+        if not body:
+            raise WorkflowError(N_("The message is empty."))
+        data_key = await self.cases.data_key(case)
+        message_id = uuid.uuid4()
+        self.session.add(
+            CaseMessage(
+                id=message_id,
+                case_id=case.id,
+                kind=kind,
+                author_id=author.id if author else None,
+                body_sealed=data_key.seal(
+                    body.encode(), FieldContext("case_messages", "body_sealed", message_id)
+                ),
+            )
+        )
+
+    async def add_note(self, actor: User, reference: str, text: str) -> Case:
+        case = await self.find(actor, reference, Action.ADD_NOTE)
+        await self._add_message(case, "note", actor, text)
+        self._first_action(case)
+        await self._audit(actor, "note_add", case)
+        return case
+
+    async def ask_reporter(self, actor: User, reference: str, text: str) -> Case:
+        case = await self.find(actor, reference, Action.ASK_REPORTER)
+        if case.status == Status.CLOSED.value:
+            raise WorkflowError(N_("This case is closed."))
+        if not case.contact_consent:
+            raise WorkflowError(N_("The reporter did not agree to be contacted."))
+        reporter = await self._reporter(case)
+        if reporter is None:
+            raise WorkflowError(N_("The reporter is no longer connected to this case."))
+        await self._add_message(case, "question", actor, text)
+        if case.status != Status.AWAITING_REPORTER.value:
+            check_transition(case.status, Status.AWAITING_REPORTER)
+            await self._transition(actor, case, Status.AWAITING_REPORTER)
+        await self._audit(actor, "question_ask", case)
+        enqueue(
+            self.session,
+            self.keyring,
+            reporter,
+            Notice(NoticeKind.LAWYER_QUESTION, case.reference, text=text.strip()[:MESSAGE_LIMIT]),
+        )
+        return case
+
+    async def record_reply(self, reporter: User, reference: str, text: str) -> Case:
+        """The reporter's answer to a lawyer's question, only on their own open case."""
+        normal = normalise_reference(reference)
+        case = await self.cases.by_reference(normal) if normal else None
+        if (
+            case is None
+            or case.reporter_index != reporter.tg_index
+            or case.status == Status.CLOSED.value
+        ):
+            raise AccessDenied
+        await self._add_message(case, "reply", reporter, text)
+        if case.status == Status.AWAITING_REPORTER.value:
+            await self._transition(reporter, case, Status.IN_PROGRESS)
+        await self._audit(reporter, "reply_received", case)
+        if case.assignee_id is not None:
+            lawyer = await self.session.get(User, case.assignee_id)
+            if lawyer is not None:
+                enqueue(
+                    self.session,
+                    self.keyring,
+                    lawyer,
+                    Notice(
+                        NoticeKind.REPORTER_REPLIED,
+                        case.reference,
+                        text=text.strip()[:MESSAGE_LIMIT],
+                    ),
+                )
+        return case

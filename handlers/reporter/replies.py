@@ -1,0 +1,95 @@
+"""A reporter answering a lawyer's question (the Reply button under it)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Filter
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cases.service import AccessDenied, CaseService
+from bot.cases.workflow import WorkflowError
+from bot.config import Settings
+from bot.notifications import REPLY_CALLBACK_PREFIX
+from handlers.reporter.conversation import wipe
+from storage.models import User
+from storage.references import normalise_reference
+from storage.repositories import CaseRepository
+
+if TYPE_CHECKING:
+    from bot.background import BackgroundTasks
+
+
+class ReplyButton(CallbackData, prefix=REPLY_CALLBACK_PREFIX):
+    reference: str
+
+
+class ReplyPending(Filter):
+    """True while the reporter has pressed Reply and not yet written the answer."""
+
+    async def __call__(self, message: Message, state: FSMContext) -> bool | dict[str, Any]:
+        reply = (await state.get_data()).get("reply")
+        return {"reply": reply} if isinstance(reply, dict) else False
+
+
+async def start_reply(
+    query: CallbackQuery,
+    callback_data: ReplyButton,
+    state: FSMContext,
+    user: User,
+    cases: CaseRepository,
+) -> None:
+    reference = normalise_reference(callback_data.reference)
+    case = await cases.by_reference(reference) if reference else None
+    if case is None or case.reporter_index != user.tg_index or case.status == "closed":
+        await query.answer(_("This button is no longer active."))
+        return
+    await query.answer()
+    assert query.message is not None
+    prompt = await query.message.answer(
+        _("Please write your answer in one message. It will be passed to the lawyer.")
+    )
+    await state.update_data(
+        reply={
+            "reference": case.reference,
+            "trail": [query.message.message_id, prompt.message_id],
+        }
+    )
+
+
+async def write_reply(
+    message: Message,
+    reply: dict[str, Any],
+    state: FSMContext,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+    bot: Bot,
+    settings: Settings,
+    background: BackgroundTasks,
+) -> None:
+    data = await state.get_data()
+    data.pop("reply", None)
+    await state.set_data(data)
+    try:
+        await case_service.record_reply(user, str(reply.get("reference", "")), message.text or "")
+    except (AccessDenied, WorkflowError):
+        await message.answer(_("This question is no longer open."))
+        return
+    await session.commit()
+    background.wake_outbox()
+    await message.answer(_("Thank you. Your answer has been passed to the lawyer."))
+    trail = [i for i in reply.get("trail", []) if isinstance(i, int)]
+    await wipe(bot, settings, message.chat.id, [*trail, message.message_id])
+
+
+def build_router() -> Router:
+    router = Router(name="reporter-replies")
+    router.callback_query.register(start_reply, ReplyButton.filter())
+    router.message.register(write_reply, F.text, ReplyPending())
+    return router

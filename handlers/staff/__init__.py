@@ -1,0 +1,11 @@
+"""Lawyers and coordinators: triage, case work and staff management."""
+
+from aiogram import Router
+
+from handlers.staff import cases, coordinator, join
+
+
+def build_staff_router() -> Router:
+    router = Router(name="staff")
+    router.include_routers(join.build_router(), coordinator.build_router(), cases.build_router())
+    return router

@@ -1,0 +1,300 @@
+"""Lawyers' (and coordinators') case work: queue, case view and the actions on it."""
+
+from __future__ import annotations
+
+import uuid
+from typing import TYPE_CHECKING
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cases.policy import Action
+from bot.cases.service import AccessDenied, CaseService
+from bot.cases.staff import staff_name
+from bot.cases.workflow import Outcome, Status, WorkflowError
+from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, QueueNav
+from handlers.staff.filters import STAFF
+from handlers.staff.render import case_actions, case_text, outcome_keyboard, queue_screen
+from storage.crypto import KeyRing
+from storage.models import User
+
+if TYPE_CHECKING:
+    from bot.background import BackgroundTasks
+
+NOT_AVAILABLE = "This case does not exist or is not available to you."
+
+
+class StaffInput(StatesGroup):
+    note = State()
+    question = State()
+
+
+async def _deny(target: Message | CallbackQuery) -> None:
+    if isinstance(target, CallbackQuery):
+        await target.answer(_(NOT_AVAILABLE), show_alert=True)
+    else:
+        await target.answer(_(NOT_AVAILABLE))
+
+
+async def queue_command(
+    message: Message, command: CommandObject, user: User, case_service: CaseService
+) -> None:
+    mine = command.command == "mine"
+    page = await case_service.queue(user, mine=mine, page=0)
+    text, markup = queue_screen(page, mine, _)
+    await message.answer(text, reply_markup=markup)
+
+
+async def queue_nav(
+    query: CallbackQuery, callback_data: QueueNav, user: User, case_service: CaseService
+) -> None:
+    page = await case_service.queue(user, mine=callback_data.mine, page=callback_data.page)
+    text, markup = queue_screen(page, callback_data.mine, _)
+    await query.answer()
+    if query.message is not None:
+        await query.message.edit_text(text, reply_markup=markup)  # type: ignore[union-attr]
+
+
+async def show_case(
+    bot: Bot, chat_id: int, user: User, reference: str, case_service: CaseService, keyring: KeyRing
+) -> bool:
+    try:
+        view = await case_service.open_case(user, reference)
+    except AccessDenied:
+        return False
+    except LookupError:
+        await bot.send_message(chat_id, _("This case has been deleted."))
+        return True
+    name = staff_name(keyring, view.assignee) if view.assignee else None
+    chunks = case_text(view, name, _)
+
+    def allowed(action: Action, case: object) -> bool:
+        return case_service.allowed(user, action, view.case)
+
+    for chunk in chunks[:-1]:
+        await bot.send_message(chat_id, chunk)
+    await bot.send_message(chat_id, chunks[-1], reply_markup=case_actions(view.case, allowed, _))
+    return True
+
+
+async def case_command(
+    message: Message,
+    command: CommandObject,
+    user: User,
+    case_service: CaseService,
+    keyring: KeyRing,
+    bot: Bot,
+    session: AsyncSession,
+) -> None:
+    if not command.args:
+        await message.answer(_("Please add the case reference, for example: /case K7QD-M2PF"))
+        return
+    shown = await show_case(bot, message.chat.id, user, command.args, case_service, keyring)
+    await session.commit()
+    if not shown:
+        await _deny(message)
+
+
+async def case_button(
+    query: CallbackQuery,
+    callback_data: CaseAct,
+    state: FSMContext,
+    user: User,
+    case_service: CaseService,
+    keyring: KeyRing,
+    bot: Bot,
+    session: AsyncSession,
+    background: BackgroundTasks,
+) -> None:
+    reference, act = callback_data.reference, callback_data.act
+    chat_id = query.from_user.id
+    try:
+        if act == "open":
+            await query.answer()
+            if not await show_case(bot, chat_id, user, reference, case_service, keyring):
+                await bot.send_message(chat_id, _(NOT_AVAILABLE))
+            return
+        if act == "take":
+            case = await case_service.take(user, reference)
+            await _done(
+                query,
+                session,
+                background,
+                _("The case {reference} is now yours.").format(reference=case.reference),
+            )
+            return
+        if act.startswith("st_"):
+            target = Status(act.removeprefix("st_"))
+            case = await case_service.set_status(user, reference, target)
+            await _done(query, session, background, _("Status changed."))
+            return
+        if act in ("note", "ask"):
+            action = Action.ADD_NOTE if act == "note" else Action.ASK_REPORTER
+            case = await case_service.find(user, reference, action)
+            await state.set_state(StaffInput.note if act == "note" else StaffInput.question)
+            await state.update_data(staff_case=case.reference)
+            await query.answer()
+            prompt = (
+                _("Write the note in one message. Only staff will see it. /cancel to stop.")
+                if act == "note"
+                else _(
+                    "Write your question to the reporter in one message. It will be sent "
+                    "to them as it is. /cancel to stop."
+                )
+            )
+            await bot.send_message(chat_id, prompt)
+            return
+        if act == "close":
+            case = await case_service.find(user, reference, Action.CLOSE)
+            await query.answer()
+            await bot.send_message(
+                chat_id, _("Choose the outcome:"), reply_markup=outcome_keyboard(case.reference, _)
+            )
+            return
+        if act == "assign":
+            case = await case_service.find(user, reference, Action.ASSIGN)
+            await query.answer()
+            await send_lawyer_choice(bot, chat_id, case.reference, case_service, keyring)
+            return
+    except (AccessDenied, ValueError):
+        await _deny(query)
+        return
+    except WorkflowError as exc:
+        await query.answer(_(exc.message), show_alert=True)
+        return
+    await _deny(query)
+
+
+async def send_lawyer_choice(
+    bot: Bot, chat_id: int, reference: str, case_service: CaseService, keyring: KeyRing
+) -> None:
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=staff_name(keyring, lawyer),
+                callback_data=AssignTo(reference=reference, lawyer=lawyer.id.hex).pack(),
+            )
+        ]
+        for lawyer in await case_service.lawyers()
+    ]
+    await bot.send_message(
+        chat_id,
+        _("Who should work on {reference}?").format(reference=reference),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+async def assign_button(
+    query: CallbackQuery,
+    callback_data: AssignTo,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+    background: BackgroundTasks,
+) -> None:
+    try:
+        lawyer_id = uuid.UUID(hex=callback_data.lawyer)
+        case = await case_service.assign(user, callback_data.reference, lawyer_id)
+    except (AccessDenied, ValueError):
+        await _deny(query)
+        return
+    except WorkflowError as exc:
+        await query.answer(_(exc.message), show_alert=True)
+        return
+    await _done(
+        query,
+        session,
+        background,
+        _("The case {reference} has been assigned.").format(reference=case.reference),
+    )
+
+
+async def outcome_button(
+    query: CallbackQuery,
+    callback_data: CaseOutcome,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+    background: BackgroundTasks,
+) -> None:
+    try:
+        outcome = Outcome(callback_data.outcome)
+        case = await case_service.close(user, callback_data.reference, outcome)
+    except (AccessDenied, ValueError):
+        await _deny(query)
+        return
+    except WorkflowError as exc:
+        await query.answer(_(exc.message), show_alert=True)
+        return
+    await _done(
+        query,
+        session,
+        background,
+        _("The case {reference} is closed.").format(reference=case.reference),
+    )
+
+
+async def _done(
+    query: CallbackQuery, session: AsyncSession, background: BackgroundTasks, text: str
+) -> None:
+    await session.commit()
+    background.wake_outbox()
+    await query.answer()
+    await query.bot.send_message(query.from_user.id, text)  # type: ignore[union-attr]
+
+
+async def staff_text(
+    message: Message,
+    state: FSMContext,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+    background: BackgroundTasks,
+) -> None:
+    data = await state.get_data()
+    reference = str(data.get("staff_case", ""))
+    writing_note = await state.get_state() == StaffInput.note.state
+    await state.clear()
+    try:
+        if writing_note:
+            await case_service.add_note(user, reference, message.text or "")
+            reply = _("The note has been saved.")
+        else:
+            await case_service.ask_reporter(user, reference, message.text or "")
+            reply = _("The question has been sent to the reporter.")
+    except AccessDenied:
+        await _deny(message)
+        return
+    except WorkflowError as exc:
+        await message.answer(_(exc.message))
+        return
+    await session.commit()
+    background.wake_outbox()
+    await message.answer(reply)
+
+
+async def cancel_input(message: Message, state: FSMContext) -> None:
+    await state.clear()
+    await message.answer(_("Cancelled."))
+
+
+def build_router() -> Router:
+    router = Router(name="staff-cases")
+    router.message.filter(STAFF)
+    router.callback_query.filter(STAFF)
+    router.message.register(cancel_input, Command("cancel"), StaffInput.note)
+    router.message.register(cancel_input, Command("cancel"), StaffInput.question)
+    router.message.register(staff_text, StaffInput.note, F.text)
+    router.message.register(staff_text, StaffInput.question, F.text)
+    router.message.register(queue_command, Command("queue", "mine"))
+    router.message.register(case_command, Command("case"))
+    router.callback_query.register(queue_nav, QueueNav.filter())
+    router.callback_query.register(case_button, CaseAct.filter())
+    router.callback_query.register(assign_button, AssignTo.filter())
+    router.callback_query.register(outcome_button, CaseOutcome.filter())
+    return router

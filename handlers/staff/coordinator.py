@@ -1,0 +1,182 @@
+"""Coordinators: invitations, the staff list, revoking, assigning, statistics, audit."""
+
+from __future__ import annotations
+
+import uuid
+
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.cases import stats as case_stats
+from bot.cases.policy import Action
+from bot.cases.service import AccessDenied, CaseService
+from bot.cases.staff import create_invite, revoke, staff_members, staff_name
+from handlers.staff.callbacks import RevokeStaff
+from handlers.staff.cases import NOT_AVAILABLE, send_lawyer_choice
+from handlers.staff.filters import COORDINATOR
+from handlers.staff.menu import remove_staff_commands
+from handlers.staff.render import staff_label
+from storage import audit
+from storage.crypto import KeyRing
+from storage.models import OutboxMessage, User
+from storage.repositories import UserRepository
+
+
+async def invite_command(
+    message: Message, user: User, session: AsyncSession, keyring: KeyRing, bot: Bot
+) -> None:
+    token = await create_invite(session, keyring, user)
+    await session.commit()
+    me = await bot.me()
+    link = f"https://t.me/{me.username}?start={token}"
+    await message.answer(
+        _(
+            "Send this link to the lawyer, through a safe channel. It works once and "
+            "expires in 72 hours:\n{link}"
+        ).format(link=link)
+    )
+
+
+async def staff_command(message: Message, session: AsyncSession, keyring: KeyRing) -> None:
+    members = await staff_members(session, keyring)
+    undelivered = await session.scalar(
+        select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == "dead")
+    )
+    lines = [_("Staff:")] + [f"• {staff_label(m.user, m.name, _)}" for m in members]
+    if undelivered:
+        lines += [
+            "",
+            _("Notifications that could not be delivered: {count}").format(count=undelivered),
+        ]
+    await message.answer("\n".join(lines))
+
+
+async def revoke_command(
+    message: Message, user: User, session: AsyncSession, keyring: KeyRing
+) -> None:
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=staff_label(member.user, member.name, _),
+                callback_data=RevokeStaff(member=member.user.id.hex).pack(),
+            )
+        ]
+        for member in await staff_members(session, keyring)
+        if member.user.id != user.id
+    ]
+    if not rows:
+        await message.answer(_("There is nobody else on the staff."))
+        return
+    await message.answer(
+        _("Whose role should be removed? This takes effect at once."),
+        reply_markup=InlineKeyboardMarkup(inline_keyboard=rows),
+    )
+
+
+async def revoke_button(
+    query: CallbackQuery,
+    callback_data: RevokeStaff,
+    user: User,
+    session: AsyncSession,
+    keyring: KeyRing,
+    users: UserRepository,
+    bot: Bot,
+) -> None:
+    try:
+        member_id = uuid.UUID(hex=callback_data.member)
+    except ValueError:
+        await query.answer()
+        return
+    target = await revoke(session, keyring, user, member_id)
+    if target is None:
+        await query.answer(_("Nothing to change."), show_alert=True)
+        return
+    name = staff_name(keyring, target)
+    await session.commit()
+    await remove_staff_commands(bot, users.chat_id(target))
+    await query.answer()
+    await bot.send_message(
+        query.from_user.id, _("{name} is no longer on the staff.").format(name=name)
+    )
+
+
+async def assign_command(
+    message: Message,
+    command: CommandObject,
+    user: User,
+    case_service: CaseService,
+    keyring: KeyRing,
+    bot: Bot,
+) -> None:
+    try:
+        case = await case_service.find(user, command.args or "", Action.ASSIGN)
+    except AccessDenied:
+        await message.answer(_(NOT_AVAILABLE))
+        return
+    await send_lawyer_choice(bot, message.chat.id, case.reference, case_service, keyring)
+
+
+async def stats_command(
+    message: Message, user: User, session: AsyncSession, keyring: KeyRing, i18n: I18n
+) -> None:
+    figures = await case_stats.compute(session, keyring)
+    await audit.record(session, keyring, "stats_view", actor_id=user.id)
+    await session.commit()
+    await message.answer(case_stats.render_text(figures, _))
+    chart = case_stats.render_png(figures, _)
+    await message.answer_photo(BufferedInputFile(chart, filename="stats.png"))
+
+
+async def audit_command(
+    message: Message,
+    command: CommandObject,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+    keyring: KeyRing,
+) -> None:
+    try:
+        case = await case_service.find(user, command.args or "", Action.AUDIT)
+    except AccessDenied:
+        await message.answer(_(NOT_AVAILABLE))
+        return
+    entries = await audit.trail_for_case(session, case.id)
+    names: dict[uuid.UUID, str] = {}
+    for entry in entries:
+        if entry.actor_id and entry.actor_id not in names:
+            actor = await session.get(User, entry.actor_id)
+            names[entry.actor_id] = (
+                staff_name(keyring, actor) if actor and actor.staff_name_sealed else _("reporter")
+            )
+    await audit.record(session, keyring, "audit_view", actor_id=user.id, case_id=case.id)
+    await session.commit()
+    lines = [_("Audit trail of {reference}:").format(reference=case.reference)]
+    for entry in entries:
+        who = names.get(entry.actor_id, "—") if entry.actor_id else "—"
+        lines.append(f"{entry.at:%d.%m.%Y %H:%M} · {who} · {entry.action}")
+    await message.answer("\n".join(lines)[:4000])
+
+
+def build_router() -> Router:
+    router = Router(name="staff-coordinator")
+    router.message.filter(COORDINATOR)
+    router.callback_query.filter(COORDINATOR)
+    router.message.register(invite_command, Command("invite"))
+    router.message.register(staff_command, Command("staff"))
+    router.message.register(revoke_command, Command("revoke"))
+    router.callback_query.register(revoke_button, RevokeStaff.filter())
+    router.message.register(assign_command, Command("assign"))
+    router.message.register(stats_command, Command("stats"))
+    router.message.register(audit_command, Command("audit"))
+    return router

@@ -1,0 +1,161 @@
+"""Staff screens: the queue, a whole case, the audit trail, in the viewer's language."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot.cases.policy import Action
+from bot.cases.service import CaseView, QueuePage
+from bot.cases.workflow import OUTCOME_LABELS, STATUS_LABELS, TRANSITIONS, Status
+from bot.intake.flow import questionnaire_for
+from bot.questionnaire import SECTION_TITLES, summarise_for_review
+from bot.text import N_
+from handlers.reporter.render import render_value
+from handlers.staff.callbacks import CaseAct, CaseOutcome, QueueNav
+from storage.models import Case, User, utcnow
+
+Translate = Callable[[str], str]
+Allowed = Callable[[Action, Case | None], bool]
+MESSAGE_LIMIT = 3800
+
+
+def _button(text: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data)
+
+
+def age(created: datetime, _: Translate, now: datetime | None = None) -> str:
+    hours = int(((now or utcnow()) - created).total_seconds() // 3600)
+    if hours < 48:
+        return _(N_("{hours} h")).format(hours=hours)
+    return _(N_("{days} d")).format(days=hours // 24)
+
+
+def _label(question_id: str, value: object, _: Translate) -> str:
+    question = questionnaire_for(None).get(question_id)
+    if question is None or value is None:
+        return "—"
+    return render_value(question, value, _) or "—"
+
+
+def status_label(status: str, _: Translate) -> str:
+    return _(STATUS_LABELS[Status(status)]) if status in Status._value2member_map_ else status
+
+
+def queue_screen(
+    page: QueuePage, mine: bool, _: Translate
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    title = _(N_("My cases")) if mine else _(N_("Queue"))
+    if not page.items:
+        return f"{title}\n\n{_(N_('There are no open cases.'))}", None
+    lines = [f"{title} ({page.page + 1}/{page.pages})", ""]
+    rows: list[list[InlineKeyboardButton]] = []
+    for item in page.items:
+        case = item.case
+        mark = "🔴 " if case.urgent else ""
+        lines.append(
+            f"{mark}{case.reference} · {age(case.created_at, _)} · "
+            f"{_label('region', item.region, _)} · {_label('agency', item.agency, _)} · "
+            f"{status_label(case.status, _)}"
+        )
+        rows.append([_button(case.reference, CaseAct(reference=case.reference, act="open").pack())])
+    nav = []
+    if page.page > 0:
+        nav.append(_button("◀", QueueNav(mine=mine, page=page.page - 1).pack()))
+    if page.page + 1 < page.pages:
+        nav.append(_button("▶", QueueNav(mine=mine, page=page.page + 1).pack()))
+    rows.append(nav)
+    return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[r for r in rows if r])
+
+
+_MESSAGE_KINDS = {
+    "note": N_("Internal note"),
+    "question": N_("Question to the reporter"),
+    "reply": N_("Reply from the reporter"),
+}
+
+
+def case_text(view: CaseView, assignee_name: str | None, _: Translate) -> list[str]:
+    """The whole case as plain text, split into phone-sized messages."""
+    case = view.case
+    q = questionnaire_for(case.questionnaire_version)
+    head = [
+        f"{'🔴 ' if case.urgent else ''}{case.reference} · {status_label(case.status, _)}",
+        _(N_("Received: {date}")).format(date=f"{case.created_at:%d.%m.%Y %H:%M} UTC"),
+        _(N_("Lawyer: {name}")).format(name=assignee_name or "—"),
+    ]
+    if case.outcome:
+        head.append(_(OUTCOME_LABELS.get(case.outcome, case.outcome)))  # type: ignore[call-overload]
+    if not case.contact_consent:
+        head.append(_(N_("The reporter did not agree to be contacted.")))
+    if case.reporter_index is None:
+        head.append(_(N_("The reporter is no longer connected to this case.")))
+    blocks = ["\n".join(head)]
+    section = None
+    for item in summarise_for_review(q, view.answers):
+        if item.section != section:
+            section = item.section
+            blocks.append(f"— {_(SECTION_TITLES[item.section])} —")
+        blocks.append(
+            f"{_(item.question.prompt)}\n  {render_value(item.question, item.value, _, limit=None)}"
+        )
+    for note in view.messages:
+        kind = _(_MESSAGE_KINDS.get(note.kind, note.kind))
+        blocks.append(f"[{kind} · {note.created_at:%d.%m %H:%M}]\n{note.text}")
+    chunks: list[str] = []
+    current = ""
+    for block in blocks:
+        while len(block) > MESSAGE_LIMIT:
+            chunks.append(block[:MESSAGE_LIMIT])
+            block = block[MESSAGE_LIMIT:]
+        if current and len(current) + len(block) + 2 > MESSAGE_LIMIT:
+            chunks.append(current)
+            current = block
+        else:
+            current = f"{current}\n\n{block}" if current else block
+    chunks.append(current)
+    return chunks
+
+
+def case_actions(case: Case, allowed: Allowed, _: Translate) -> InlineKeyboardMarkup | None:
+    def act(label: str, name: str) -> InlineKeyboardButton:
+        return _button(label, CaseAct(reference=case.reference, act=name).pack())
+
+    rows: list[list[InlineKeyboardButton]] = []
+    if allowed(Action.TAKE, case):
+        rows.append([act(_(N_("Take this case")), "take")])
+    if allowed(Action.ASSIGN, case) and case.status != Status.CLOSED.value:
+        rows.append([act(_(N_("Assign to a lawyer")), "assign")])
+    if allowed(Action.CHANGE_STATUS, case) and case.status in Status._value2member_map_:
+        targets = TRANSITIONS[Status(case.status)] - {Status.CLOSED, Status.AWAITING_REPORTER}
+        rows.append(
+            [act(_(STATUS_LABELS[target]), f"st_{target.value}") for target in sorted(targets)]
+        )
+    if allowed(Action.ADD_NOTE, case):
+        rows.append([act(_(N_("Add a note")), "note")])
+    if (
+        allowed(Action.ASK_REPORTER, case)
+        and case.status != Status.CLOSED.value
+        and case.contact_consent
+    ):
+        rows.append([act(_(N_("Ask the reporter")), "ask")])
+    if allowed(Action.CLOSE, case) and case.status != Status.CLOSED.value:
+        rows.append([act(_(N_("Close the case")), "close")])
+    rows = [row for row in rows if row]
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def outcome_keyboard(reference: str, _: Translate) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(_(label), CaseOutcome(reference=reference, outcome=outcome.value).pack())]
+            for outcome, label in OUTCOME_LABELS.items()
+        ]
+    )
+
+
+def staff_label(user: User, name: str, _: Translate) -> str:
+    role = _(N_("coordinator")) if user.role == "coordinator" else _(N_("lawyer"))
+    return f"{name} ({role})"
