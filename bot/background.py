@@ -22,6 +22,7 @@ from bot.config import Settings
 from bot.i18n import DEFAULT_LANGUAGE
 from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
+from bot.retention import run_retention
 from bot.sweeper import DraftSweeper
 from handlers.reporter.menu import set_default_commands
 from handlers.staff.menu import set_staff_commands
@@ -30,6 +31,8 @@ from storage.fsm import EncryptedFSMStorage
 from storage.repositories import UserRepository
 
 log = logging.getLogger("intake.background")
+
+RETENTION_INTERVAL = 6 * 3600.0  # the job is idempotent; running it often is harmless
 
 
 class BackgroundTasks:
@@ -78,6 +81,17 @@ class BackgroundTasks:
             asyncio.create_task(
                 _every(self.settings.sweep_interval_seconds, lambda: sweeper.sweep_once(bot)),
                 name="sweeper",
+            ),
+            asyncio.create_task(
+                _every(
+                    RETENTION_INTERVAL,
+                    lambda: run_retention(
+                        self.sessionmaker,
+                        self.keyring,
+                        timedelta(days=self.settings.retention_days),
+                    ),
+                ),
+                name="retention",
             ),
         ]
 

@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     wipe_idle_minutes: int = Field(default=360, ge=1, le=24 * 60)
     sweep_interval_seconds: float = Field(default=300.0, gt=0)
     self_assign: bool = True
+    rate_limit: int = Field(default=20, ge=0)
+    rate_window_seconds: float = Field(default=10.0, gt=0)
+    intake_per_minute: int = Field(default=30, ge=0)
+    retention_days: int = Field(default=180, ge=1)
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod

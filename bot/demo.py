@@ -5,6 +5,14 @@ in-process Bot API emulator (:class:`bot.sandbox.Sandbox`), with a SQLite file
 and a throwaway key in a temporary folder that is deleted at exit. Type text to
 send it, a number to press that button of the newest message with buttons.
 
+Three simulated Telegram users take part, each in their own chat with the bot:
+the reporter (``--user-id``, 1001 by default), a coordinator (id 1, configured
+as ``INTAKE_COORDINATOR_IDS``) and a lawyer (id 2), who joins the staff at
+start through the real path: the coordinator's ``/invite`` link, then
+``/start <token>``. ``/as reporter|coordinator|lawyer`` switches whom you play;
+those switches are the demo's own and never reach the bot. Messages to the
+people you are not playing are printed compactly as ``[to lawyer] ...``.
+
 Usage::
 
     python -m bot.demo                      # interactive
@@ -22,11 +30,12 @@ import asyncio
 import contextlib
 import io
 import logging
+import re
 import sys
 import tempfile
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
@@ -34,34 +43,59 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import RunMode
-from bot.emulator import ChatMessage, ChatState, SimulatedUser
+from bot.emulator import ChatMessage, SimulatedUser, UploadedFile
 from bot.logs import ScrubbingFilter
+from bot.notifications import Role
 from bot.sandbox import Sandbox
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyMaterial
 from storage.db import create_engine, create_sessionmaker, migrate
-from storage.models import OutboxMessage
+from storage.models import OutboxMessage, User
 
 DEFAULT_USER_ID = 1001
 DEFAULT_COORDINATOR_ID = 1
+DEFAULT_LAWYER_ID = 2
+REPORTER = "reporter"
+COORDINATOR = "coordinator"
+LAWYER = "lawyer"
+#: The people the demo can play, in the order ``/as`` lists them.
+ROLES = (REPORTER, COORDINATOR, LAWYER)
 QUIT_COMMANDS = frozenset({"/quit", "/exit"})
+AS_COMMAND = "/as"
 #: Longest wait for the outbox to deliver notifications after an input.
 OUTBOX_WAIT_SECONDS = 2.0
+#: How many of the newest visible messages ``/as`` prints of the chat it switches to.
+SNAPSHOT_MESSAGES = 6
 _OUTBOX_POLL_SECONDS = 0.05
 _INDENT = "   "
+_INVITE_LINK = re.compile(r"[?&]start=([A-Za-z0-9_-]+)")
+_MEDIA_ICONS = {
+    "photo": "🖼",
+    "document": "📄",
+    "voice": "🎤",
+    "audio": "🎵",
+    "video": "🎬",
+    "sticker": "🏷",
+}
 
 BANNER = """\
 Intake bot demo: the real bot on an emulated Telegram, right here. Nothing leaves this computer.
   some text        send it as a message          /start, /status, ...  send a command
   1, 2, ...        press that button of the newest message with buttons
   \\3               send the text "3" (a backslash keeps a number from pressing a button)
+  /as coordinator  play the coordinator (id 1): /queue, /case REF, /assign REF, /stats, /staff, ...
+  /as lawyer       play the lawyer (id 2, invited at start): /queue, /mine, /case REF, ...
+  /as reporter     back to the reporter; /as alone shows whom you play (the bot never sees /as)
   /quit or Ctrl-D  leave; the temporary database and key are deleted
-  🗑 lists messages the bot deleted from the chat; "(edited)" marks a message it changed.
+  🗑 lists messages the bot deleted from the chat; "(edited)" marks a message it changed;
+  [to lawyer] ... is a message to someone you are not playing; 🖼 is a picture the bot sent.
 RU: Демо бота: напишите текст — он будет отправлен; цифра — нажать кнопку с этим номером; \
+/as coordinator, /as lawyer, /as reporter — играть координатора, адвоката или заявителя; \
 /quit или Ctrl-D — выход. Удалённые ботом сообщения отмечены 🗑. При выходе всё стирается.
 TG: Намоиши бот: матн нависед — он фиристода мешавад; рақам — тугмаи ҳамон рақамро пахш \
-мекунад; /quit ё Ctrl-D — баромадан. Паёмҳое, ки бот нест кард, бо 🗑 нишон дода мешаванд. \
-Ҳангоми баромадан ҳама чиз нест карда мешавад."""
+мекунад; /as coordinator, /as lawyer, /as reporter — нақши ҳамоҳангсоз, адвокат ё \
+муроҷиаткунандаро бозӣ кардан; /quit ё Ctrl-D — баромадан. Паёмҳое, ки бот нест кард, \
+бо 🗑 нишон дода мешаванд. Ҳангоми баромадан ҳама чиз нест карда мешавад."""
 
 Buttons = tuple[tuple[str, ...], ...]
 
@@ -74,16 +108,20 @@ class _Shown:
     buttons: Buttons
 
 
+@dataclass(slots=True)
+class _ChatView:
+    """One person the demo can play, and what has been printed of their chat."""
+
+    role: str
+    user: SimulatedUser
+    shown: dict[int, _Shown] = field(default_factory=dict)
+    deleted: set[int] = field(default_factory=set)
+    answers_seen: int = 0
+    target: int | None = None
+
+
 def _buttons_of(message: ChatMessage) -> Buttons:
     return tuple(tuple(row) for row in message.button_labels)
-
-
-def _text_of(message: ChatMessage) -> str:
-    body = message.plain_text
-    if message.kind != "text":
-        label = f"[{message.kind}]"
-        return f"{label} {body}" if body else label
-    return body or ""
 
 
 def _indent(text: str, prefix: str) -> list[str]:
@@ -107,11 +145,28 @@ def _plural(count: int, word: str) -> str:
     return f"{count} {word}" if count == 1 else f"{count} {word}s"
 
 
-class DemoSession:
-    """One demo chat: the bot, the emulator, a reporter and a coordinator.
+def _size(size: int) -> str:
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
 
-    :meth:`start` sends ``/start`` and returns the first screen; :meth:`handle`
-    takes one line typed by the person and returns what changed in the chat.
+
+def _current_keyboard(user: SimulatedUser) -> ChatMessage | None:
+    for message in reversed(user.chat.messages.values()):
+        if message.from_bot and not message.deleted and message.inline_keyboard:
+            return message
+    return None
+
+
+class DemoSession:
+    """One demo: the bot, the emulator, and the reporter, coordinator and lawyer chats.
+
+    :meth:`start` sends ``/start`` as the reporter and returns the first screen;
+    :meth:`handle` takes one line typed by the person and returns what changed,
+    in the chat of the person being played (:attr:`role`) in full and in the
+    other chats as compact ``[to ...]`` lines.
     """
 
     def __init__(
@@ -119,29 +174,31 @@ class DemoSession:
         *,
         user_id: int = DEFAULT_USER_ID,
         coordinator_id: int | None = DEFAULT_COORDINATOR_ID,
+        lawyer_id: int | None = DEFAULT_LAWYER_ID,
         first_name: str = "Demo",
         language_code: str | None = "ru",
         outbox_wait: float = OUTBOX_WAIT_SECONDS,
     ) -> None:
-        if coordinator_id is not None and coordinator_id == user_id:
-            msg = "the coordinator and the reporter must be different users"
+        if coordinator_id is None:
+            lawyer_id = None  # only a coordinator can invite a lawyer
+        ids = [i for i in (user_id, coordinator_id, lawyer_id) if i is not None]
+        if len(set(ids)) != len(ids):
+            msg = "the reporter, the coordinator and the lawyer must be different users"
             raise ValueError(msg)
         self.user_id = user_id
         self.coordinator_id = coordinator_id
+        self.lawyer_id = lawyer_id
         self.first_name = first_name
         self.language_code = language_code
         self.outbox_wait = outbox_wait
         self.finished = False
         self.workdir: Path | None = None
+        self.role = REPORTER
         self._tempdir: tempfile.TemporaryDirectory[str] | None = None
         self._engine: AsyncEngine | None = None
         self._sandbox: Sandbox | None = None
-        self._user: SimulatedUser | None = None
-        self._shown: dict[int, _Shown] = {}
-        self._deleted: set[int] = set()
-        self._answers_seen = 0
-        self._coordinator_seen: set[int] = set()
-        self._target: int | None = None
+        self._views: dict[str, _ChatView] = {}
+        self._file_names: dict[tuple[int, int], str | None] = {}
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -152,21 +209,43 @@ class DemoSession:
             raise RuntimeError(msg)
         return self._sandbox
 
-    @property
-    def user(self) -> SimulatedUser:
-        if self._user is None:
+    def _view(self, role: str | None = None) -> _ChatView:
+        if not self._views:
             msg = "the demo is not started"
             raise RuntimeError(msg)
-        return self._user
+        return self._views[role or self.role]
+
+    @property
+    def user(self) -> SimulatedUser:
+        """The simulated user being played now (see :attr:`role`)."""
+        return self._view().user
+
+    @property
+    def reporter(self) -> SimulatedUser:
+        return self._view(REPORTER).user
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The people this demo can play (the lawyer only once they joined the staff)."""
+        return tuple(role for role in ROLES if role in self._views)
+
+    def user_for(self, role: str) -> SimulatedUser:
+        """The simulated user of ``role``; LookupError if this demo has no such person."""
+        if role not in self._views:
+            msg = f"there is no {role} in this demo"
+            raise LookupError(msg)
+        return self._views[role].user
 
     async def start(self) -> str:
-        """Start the bot, send ``/start`` and return the first screen."""
+        """Start the bot, make the lawyer join, send ``/start`` and return the first screen."""
         try:
             await self._open()
+            joined = await self._join_lawyer()
         except BaseException:
             await self.close()
             raise
-        return await self.handle("/start")
+        screen = await self.handle("/start")
+        return "\n".join(part for part in (joined, screen) if part)
 
     async def _open(self) -> None:
         self._tempdir = tempfile.TemporaryDirectory(prefix="intake-demo-")
@@ -184,12 +263,60 @@ class DemoSession:
             _env_file=None,
         )
         await self._sandbox.server.start()
-        if self.coordinator_id is not None:
-            self._sandbox.server.ensure_chat(self.coordinator_id, first_name="Coordinator")
-        self._user = self._sandbox.user(
+        reporter = self._sandbox.user(
             self.user_id, first_name=self.first_name, language_code=self.language_code
         )
+        self._views = {REPORTER: _ChatView(REPORTER, reporter)}
+        if self.coordinator_id is not None:
+            coordinator = self._sandbox.user(
+                self.coordinator_id, first_name="Coordinator", language_code=self.language_code
+            )
+            self._views[COORDINATOR] = _ChatView(COORDINATOR, coordinator)
         await self._sandbox.start()
+
+    async def _join_lawyer(self) -> str:
+        """Make user ``lawyer_id`` a lawyer the real way: ``/invite``, then ``/start <token>``.
+
+        Nothing of it is printed but one line; the chats are marked as seen.
+        """
+        if self.lawyer_id is None or COORDINATOR not in self._views:
+            return ""
+        coordinator = self._views[COORDINATOR].user
+        lawyer = self.sandbox.user(
+            self.lawyer_id, first_name="Lawyer", language_code=self.language_code
+        )
+        problem = ""
+        try:
+            first_new = coordinator.chat.next_message_id
+            await coordinator.send_command("/invite")
+            answers = [
+                message.plain_text or ""
+                for message in coordinator.bot_messages()
+                if message.message_id >= first_new
+            ]
+            found = next(filter(None, map(_INVITE_LINK.search, answers)), None)
+            if found is None:
+                problem = "the coordinator's /invite gave no link"
+            else:
+                await lawyer.send_command("/start", found.group(1))
+                await self._wait_for_outbox()
+                if not await self._has_lawyer():
+                    problem = "the invitation link did not make them a lawyer"
+        except (TimeoutError, LookupError, RuntimeError) as exc:
+            problem = f"{type(exc).__name__}: {exc}"
+        if problem:
+            self._sync(self._views[COORDINATOR])
+            return f"(!) the demo could not make user {self.lawyer_id} a lawyer: {problem}"
+        self._views[LAWYER] = _ChatView(LAWYER, lawyer)
+        for view in self._views.values():
+            if view.role != REPORTER:
+                self._sync(view)
+        return f"(demo) lawyer (id {self.lawyer_id}) joined the staff through an /invite link"
+
+    async def _has_lawyer(self) -> bool:
+        query = select(func.count()).select_from(User).where(User.role == Role.LAWYER.value)
+        async with self.sandbox.sessionmaker() as session:
+            return bool(await session.scalar(query))
 
     async def close(self) -> None:
         """Stop the bot and the emulator and delete the temporary folder."""
@@ -197,7 +324,7 @@ class DemoSession:
         sandbox, self._sandbox = self._sandbox, None
         engine, self._engine = self._engine, None
         tempdir, self._tempdir = self._tempdir, None
-        self._user = None
+        self._views = {}
         try:
             if sandbox is not None:
                 await sandbox.stop()
@@ -212,13 +339,15 @@ class DemoSession:
     # ------------------------------------------------------------------ input
 
     async def handle(self, line: str) -> str:
-        """Act on one typed line; return what changed in the chat since the last screen."""
+        """Act on one typed line; return what changed in the chats since the last screen."""
         line = line.strip()
         if not line:
             return ""
         if line.lower() in QUIT_COMMANDS:
             self.finished = True
             return ""
+        if line.split(maxsplit=1)[0].lower() == AS_COMMAND:
+            return await self.switch(line[len(AS_COMMAND) :].strip())
         hint = ""
         try:
             await self._act(line)
@@ -245,14 +374,7 @@ class DemoSession:
 
     def current_keyboard(self) -> ChatMessage | None:
         """The newest visible bot message with buttons: the one numbers refer to."""
-        for message in reversed(self.user.chat.messages.values()):
-            if message.from_bot and not message.deleted and message.inline_keyboard:
-                return message
-        return None
-
-    def _current_id(self) -> int | None:
-        message = self.current_keyboard()
-        return None if message is None else message.message_id
+        return _current_keyboard(self.user)
 
     async def press_number(self, number: int) -> None:
         """Press button ``number`` (1-based, reading order) of :meth:`current_keyboard`."""
@@ -291,63 +413,158 @@ class DemoSession:
                     return
             await asyncio.sleep(_OUTBOX_POLL_SECONDS)
 
+    # ------------------------------------------------------------------ playing someone else
+
+    def whoami(self) -> str:
+        """Who is being played, and the ``/as`` choices."""
+        user = self.user
+        others = ", ".join(f"{AS_COMMAND} {role}" for role in self.roles if role != self.role)
+        lines = [f"(demo) you are the {self.role} (Telegram id {user.user_id})."]
+        if others:
+            lines.append(f"(demo) switch with: {others}")
+        if LAWYER not in self._views and self.lawyer_id is not None:
+            lines.append("(demo) there is no lawyer: they could not join the staff at start")
+        return "\n".join(lines)
+
+    async def switch(self, name: str) -> str:
+        """``/as NAME``: play another person and print their chat as it is now.
+
+        ``NAME`` may be shortened (``/as c``). Only the demo sees this: nothing is sent.
+        """
+        if not name:
+            return self.whoami()
+        wanted = name.lower()
+        matches = [role for role in ROLES if role.startswith(wanted)]
+        if len(matches) != 1:
+            choices = ", ".join(self.roles)
+            return f"(!) there is nobody called {name!r} to play; choose one of: {choices}"
+        role = matches[0]
+        if role not in self._views:
+            return f"(!) there is no {role} in this demo"
+        await self._wait_for_outbox()
+        # What arrived since the last screen for everyone else, the person being left
+        # included (compactly: from now on their chat is one of the others).
+        lines = [
+            line
+            for other in self.roles
+            if other != role
+            for line in self._notices(self._views[other])
+        ]
+        if role != self.role:
+            self._sync(self._view())
+        still = "still" if role == self.role else "now"
+        self.role = role
+        user = self.user
+        lines.append(f"(demo) you are {still} the {role} (Telegram id {user.user_id}); the chat:")
+        lines.extend(self._snapshot(self._view()))
+        return "\n".join(lines)
+
+    def _snapshot(self, view: _ChatView) -> list[str]:
+        """The newest visible messages of a chat and its current buttons; marks all as seen."""
+        visible = view.user.visible_messages()
+        recent = visible[-SNAPSHOT_MESSAGES:]
+        target = _current_keyboard(view.user)
+        lines: list[str] = []
+        if not visible:
+            lines.append(f"{_INDENT}(the chat is empty)")
+        elif len(visible) > len(recent):
+            earlier = len(visible) - len(recent)
+            lines.append(f"{_INDENT}({_plural(earlier, 'earlier message')} not shown)")
+        for message in recent:
+            if message.from_bot:
+                lines.extend(self._message_lines(message, target=target))
+            else:
+                lines.extend(_indent(self._text_of(message), "👤 "))
+        if target is not None and target not in recent:
+            lines.append("(the buttons refer to this earlier message)")
+            lines.extend(self._message_lines(target, target=target))
+        self._sync(view)
+        return lines
+
+    def _sync(self, view: _ChatView) -> None:
+        """Mark everything in the chat as printed."""
+        chat = view.user.chat
+        view.shown = {
+            message.message_id: self._shown_of(message)
+            for message in chat.messages.values()
+            if message.from_bot and not message.deleted
+        }
+        view.deleted = {m.message_id for m in chat.messages.values() if m.deleted}
+        view.answers_seen = len(chat.callback_answers)
+        target = _current_keyboard(view.user)
+        view.target = None if target is None else target.message_id
+
     # ------------------------------------------------------------------ output
 
     def render_changes(self) -> str:
-        """What changed in the chat (and the coordinator's chat) since the last call."""
+        """What changed in the played chat, then what arrived in the others, since last call."""
+        lines = self._changes(self._view())
+        for role in self.roles:
+            if role != self.role:
+                lines.extend(self._notices(self._views[role]))
+        return "\n".join(lines)
+
+    def _changes(self, view: _ChatView) -> list[str]:
         lines: list[str] = []
-        chat = self.user.chat
-        target = self.current_keyboard()
+        chat = view.user.chat
+        target = _current_keyboard(view.user)
         target_id = None if target is None else target.message_id
         printed: set[int] = set()
         own_deleted = users_deleted = 0
         for message in chat.messages.values():
             if message.deleted:
-                if message.message_id in self._deleted:
+                if message.message_id in view.deleted:
                     continue
-                self._deleted.add(message.message_id)
+                view.deleted.add(message.message_id)
                 if not message.from_bot:
                     users_deleted += 1
                     continue
                 own_deleted += 1
-                if message.message_id not in self._shown:
-                    lines.extend(_indent(_text_of(message), "🤖 (deleted at once) "))
+                if message.message_id not in view.shown:
+                    lines.extend(_indent(self._text_of(message), "🤖 (deleted at once) "))
                 continue
             if not message.from_bot:
                 continue
-            shown = _Shown(_text_of(message), _buttons_of(message))
-            previous = self._shown.get(message.message_id)
+            shown = self._shown_of(message)
+            previous = view.shown.get(message.message_id)
             if previous == shown:
                 continue
-            self._shown[message.message_id] = shown
+            view.shown[message.message_id] = shown
             printed.add(message.message_id)
-            lines.extend(self._message_lines(message, shown, edited=previous is not None))
-        if target is not None and target_id != self._target and target_id not in printed:
-            shown = self._shown[target.message_id]
+            lines.extend(self._message_lines(message, target=target, edited=previous is not None))
+        if target is not None and target_id != view.target and target_id not in printed:
             lines.append("(the buttons now refer to this earlier message)")
-            lines.extend(self._message_lines(target, shown, edited=False))
-        self._target = target_id
-        lines.extend(self._popup_lines(chat))
-        if own_deleted or users_deleted:
-            lines.append(self._deleted_line(own_deleted, users_deleted))
-        lines.extend(self._coordinator_lines())
-        return "\n".join(lines)
-
-    def _message_lines(self, message: ChatMessage, shown: _Shown, *, edited: bool) -> list[str]:
-        prefix = "🤖 (edited) " if edited else "🤖 "
-        lines = _indent(shown.text, prefix)
-        lines.extend(
-            _button_lines(shown.buttons, numbered=message.message_id == self._current_id())
-        )
-        return lines
-
-    def _popup_lines(self, chat: ChatState) -> Iterator[str]:
-        answers = chat.callback_answers[self._answers_seen :]
-        self._answers_seen = len(chat.callback_answers)
+            lines.extend(self._message_lines(target, target=target))
+        view.target = target_id
+        answers = chat.callback_answers[view.answers_seen :]
+        view.answers_seen = len(chat.callback_answers)
         for answer in answers:
             if answer.text:
                 kind = "alert" if answer.show_alert else "popup"
-                yield f"💬 ({kind}) {answer.text}"
+                lines.append(f"💬 ({kind}) {answer.text}")
+        if own_deleted or users_deleted:
+            lines.append(self._deleted_line(own_deleted, users_deleted))
+        return lines
+
+    def _notices(self, view: _ChatView) -> Iterator[str]:
+        """New bot messages in the chat of someone not being played, one compact entry each."""
+        for message in view.user.chat.visible():
+            if not message.from_bot or message.message_id in view.shown:
+                continue
+            shown = view.shown[message.message_id] = self._shown_of(message)
+            yield from _indent(shown.text, f"[to {view.role}] ")
+            yield from _button_lines(shown.buttons, numbered=False)
+
+    def _shown_of(self, message: ChatMessage) -> _Shown:
+        return _Shown(self._text_of(message), _buttons_of(message))
+
+    def _message_lines(
+        self, message: ChatMessage, *, target: ChatMessage | None, edited: bool = False
+    ) -> list[str]:
+        shown = self._shown_of(message)
+        lines = _indent(shown.text, "🤖 (edited) " if edited else "🤖 ")
+        lines.extend(_button_lines(shown.buttons, numbered=message is target))
+        return lines
 
     @staticmethod
     def _deleted_line(own: int, users: int) -> str:
@@ -359,16 +576,51 @@ class DemoSession:
             parts.append(f"{users} of yours")
         return f"🗑 the bot deleted {_plural(total, 'message')} ({', '.join(parts)})"
 
-    def _coordinator_lines(self) -> Iterator[str]:
-        if self.coordinator_id is None:
-            return
+    def _text_of(self, message: ChatMessage) -> str:
+        body = message.plain_text
+        if message.kind == "text":
+            return body or ""
+        if message.kind in _MEDIA_ICONS:
+            label = self._media_label(message)
+            return f"{label}\n{body}" if body else label
+        label = f"[{message.kind}]"
+        return f"{label} {body}" if body else label
+
+    def _media_label(self, message: ChatMessage) -> str:
+        """``🖼 photo (stats.png, 23 KB)``: the kind, and the file's name and size if known."""
+        value = message.media.get(message.kind)
+        if isinstance(value, list):
+            value = value[-1] if value else None
+        facts = value if isinstance(value, dict) else {}
+        name = facts.get("file_name")
+        size = facts.get("file_size")
+        if not isinstance(name, str) or not name:
+            name = self._uploaded_name(message)
+        details = [part for part in (name, _size(size) if isinstance(size, int) else None) if part]
+        label = f"{_MEDIA_ICONS[message.kind]} {message.kind}"
+        return f"{label} ({', '.join(details)})" if details else label
+
+    def _uploaded_name(self, message: ChatMessage) -> str | None:
+        """The file name the bot uploaded under (the emulator keeps it only on the call)."""
+        key = (message.chat_id, message.message_id)
+        if key in self._file_names:
+            return self._file_names[key]
         server = self.sandbox.server
-        if not server.has_chat(self.coordinator_id):
-            return
-        for message in server.chat(self.coordinator_id).visible():
-            if message.from_bot and message.message_id not in self._coordinator_seen:
-                self._coordinator_seen.add(message.message_id)
-                yield from _indent(_text_of(message), "[to coordinator] ")
+        record = None if message.file_id is None else server.get_file(message.file_id)
+        name = None if record is None else record.file_name
+        if name is None and record is not None and message.from_bot:
+            method = "send" + message.kind.capitalize()
+            for call in reversed(server.calls_for(method)):
+                upload = call.params.get(message.kind)
+                if (
+                    call.chat_id == message.chat_id
+                    and isinstance(upload, UploadedFile)
+                    and upload.data == record.data
+                ):
+                    name = upload.filename
+                    break
+        self._file_names[key] = name
+        return name
 
 
 # ---------------------------------------------------------------------- terminal
@@ -425,13 +677,14 @@ async def run(
     try:
         write(await session.start())
         while not session.finished:
-            line = await _read_line(stream, "" if echo else "> ")
+            prompt = f"{session.role}> "
+            line = await _read_line(stream, "" if echo else prompt)
             if line is None:
                 if not echo:
                     write("")
                 break
             if echo:
-                write(f"> {line}")
+                write(f"{prompt}{line}")
             output = await session.handle(line)
             if output:
                 write(output)
@@ -455,7 +708,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--user-id",
         type=int,
         default=DEFAULT_USER_ID,
-        help=f"Telegram id of the reporter (default {DEFAULT_USER_ID})",
+        help=(
+            f"Telegram id of the reporter (default {DEFAULT_USER_ID}; "
+            f"{DEFAULT_COORDINATOR_ID} is the coordinator, {DEFAULT_LAWYER_ID} the lawyer)"
+        ),
     )
     return parser
 
@@ -471,8 +727,9 @@ def _configure_logging() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.user_id == DEFAULT_COORDINATOR_ID:
-        build_parser().error(f"--user-id {DEFAULT_COORDINATOR_ID} is the demo's coordinator")
+    for staff_id, role in ((DEFAULT_COORDINATOR_ID, COORDINATOR), (DEFAULT_LAWYER_ID, LAWYER)):
+        if args.user_id == staff_id:
+            build_parser().error(f"--user-id {staff_id} is the demo's {role}")
     if isinstance(sys.stdout, io.TextIOWrapper):
         sys.stdout.reconfigure(errors="replace")
     _configure_logging()

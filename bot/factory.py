@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.background import BackgroundTasks
 from bot.config import Settings
+from bot.flood import FloodControl, UpdateDeduplicator
 from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.middlewares import DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
@@ -52,8 +53,17 @@ def create_dispatcher(
         events_isolation=events_isolation or SimpleEventIsolation(),
     )
     i18n = i18n or create_i18n()
+    dispatcher.update.outer_middleware(UpdateDeduplicator())
     dispatcher.update.outer_middleware(
-        DatabaseMiddleware(sessionmaker, keyring, self_assign=settings.self_assign)
+        FloodControl(settings.rate_limit, settings.rate_window_seconds)
+    )
+    dispatcher.update.outer_middleware(
+        DatabaseMiddleware(
+            sessionmaker,
+            keyring,
+            self_assign=settings.self_assign,
+            retention_days=settings.retention_days,
+        )
     )
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)

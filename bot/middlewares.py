@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
-from aiogram.types import Chat, TelegramObject
+from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update
 from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,17 +25,24 @@ class DatabaseMiddleware(BaseMiddleware):
         keyring: KeyRing,
         *,
         self_assign: bool = True,
+        retention_days: int = 180,
     ) -> None:
         self.sessionmaker = sessionmaker
         self.keyring = keyring
         self.self_assign = self_assign
+        self.retention_days = retention_days
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with update_scope(self.sessionmaker) as session:
             data["session"] = session
             data["users"] = UserRepository(session, self.keyring)
             data["cases"] = CaseRepository(session, self.keyring)
-            data["case_service"] = CaseService(session, self.keyring, self_assign=self.self_assign)
+            data["case_service"] = CaseService(
+                session,
+                self.keyring,
+                self_assign=self.self_assign,
+                retention_days=self.retention_days,
+            )
             return await handler(event, data)
 
 
@@ -52,5 +59,20 @@ class UserMiddleware(BaseMiddleware):
         if sender is None or chat is None or chat.type != "private" or sender.is_bot:
             return None
         users: UserRepository = data["users"]
-        data["user"] = await users.ensure(sender.id, chat.id)
+        user = await users.ensure(sender.id, chat.id)
+        if user.banned:
+            return await _neutral_reply(event)
+        data["user"] = user
         return await handler(event, data)
+
+
+async def _neutral_reply(event: TelegramObject) -> None:
+    """What a banned user gets: a polite nothing, and nothing of theirs is stored."""
+    inner = event.event if isinstance(event, Update) else event
+    if isinstance(inner, CallbackQuery):
+        await inner.answer()
+    elif isinstance(inner, Message):
+        await inner.answer(NEUTRAL_REPLY)
+
+
+NEUTRAL_REPLY = "🙏"

@@ -37,6 +37,7 @@ class NoticeKind(StrEnum):
     LAWYER_QUESTION = "lawyer_question"  # to the reporter, with the question
     CASE_CLOSED = "case_closed"  # to the reporter
     JOINED_AS_LAWYER = "joined"  # to coordinators
+    RETENTION_WARNING = "retention"  # to the lawyer
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +83,10 @@ _TEMPLATES: dict[NoticeKind, str] = {
         "If you need help again, send /start."
     ),
     NoticeKind.JOINED_AS_LAWYER: N_("A new lawyer has joined. See /staff"),
+    NoticeKind.RETENTION_WARNING: N_(
+        "Case {reference} will be deleted for good in 7 days, as the retention period "
+        "ends. To keep it longer, send: /extend {reference} and the reason."
+    ),
 }
 
 URGENT_NEW_CASE = N_("URGENT: new case {reference}. Open it with /case {reference}")

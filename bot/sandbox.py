@@ -49,6 +49,9 @@ class Sandbox:
         self.database_url = database_url
         self.outbox_policy = outbox_policy
         self.handle_as_tasks = handle_as_tasks
+        # Scripted users answer far faster than people; flood control is
+        # exercised by its own tests with explicit limits.
+        settings.setdefault("rate_limit", 0)
         self.settings_overrides = settings
         self.bot: Bot | None = None
         self.dispatcher: Dispatcher | None = None

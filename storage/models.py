@@ -78,6 +78,8 @@ class User(Base):
     # Staff only: the name they had on Telegram when they joined, so that
     # coordinators can tell lawyers apart. Reporters' names are never stored.
     staff_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # Set by a coordinator's /ban: the user gets neutral replies, nothing is stored.
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -103,8 +105,17 @@ class Case(Base):
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     outcome: Mapped[str | None] = mapped_column(String(32))
     first_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Retention: a closed case is shredded INTAKE_RETENTION_DAYS after closing,
+    # or at retain_until when a lawyer extended it (with a reason, audited).
+    retain_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    retention_warned_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    shredded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
-    __table_args__ = (Index("ix_cases_queue", "status", "urgent", "created_at"),)
+    __table_args__ = (
+        Index("ix_cases_queue", "status", "urgent", "created_at"),
+        Index("ix_cases_created_at", "created_at"),
+        Index("ix_cases_closed_at", "closed_at"),
+    )
 
 
 class CaseEvent(Base):
@@ -226,3 +237,16 @@ class OutboxMessage(Base):
     last_error: Mapped[str | None] = mapped_column(String(200))
 
     __table_args__ = (Index("ix_outbox_due", "state", "next_attempt_at"),)
+
+
+class StatsArchive(Base):
+    """Anonymous counters of shredded cases, so published figures survive deletion.
+
+    Only (dimension, key, count): nothing links a count back to a case.
+    """
+
+    __tablename__ = "stats_archive"
+
+    dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    count: Mapped[int] = mapped_column(Integer, default=0)

@@ -153,6 +153,12 @@ class CaseRepository:
         )
         return int(count or 0)
 
+    async def created_since(self, since: datetime) -> int:
+        count = await self.session.scalar(
+            select(func.count()).select_from(Case).where(Case.created_at >= since)
+        )
+        return int(count or 0)
+
     async def data_key(self, case: Case) -> DataKey:
         wrap = await self.session.scalar(
             select(KeyWrap).where(KeyWrap.case_id == case.id, KeyWrap.holder == SYSTEM_HOLDER)

@@ -25,6 +25,8 @@ class Action(StrEnum):
     STATS = "stats"
     AUDIT = "audit"
     MANAGE_STAFF = "manage_staff"
+    EXTEND_RETENTION = "extend_retention"
+    BAN_REPORTER = "ban_reporter"
 
 
 COORDINATOR_ONLY = frozenset({Action.ASSIGN, Action.STATS, Action.AUDIT, Action.MANAGE_STAFF})

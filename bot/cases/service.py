@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -63,10 +64,18 @@ class QueuePage:
 
 
 class CaseService:
-    def __init__(self, session: AsyncSession, keyring: KeyRing, *, self_assign: bool) -> None:
+    def __init__(
+        self,
+        session: AsyncSession,
+        keyring: KeyRing,
+        *,
+        self_assign: bool,
+        retention_days: int = 180,
+    ) -> None:
         self.session = session
         self.keyring = keyring
         self.self_assign = self_assign
+        self.retention_days = retention_days
         self.cases = CaseRepository(session, keyring)
         self.users = UserRepository(session, keyring)
 
@@ -329,4 +338,20 @@ class CaseService:
                         text=text.strip()[:MESSAGE_LIMIT],
                     ),
                 )
+        return case
+
+    async def extend_retention(self, actor: User, reference: str, reason: str) -> Case:
+        """Keep a closed case longer than the retention period; the reason is sealed."""
+        from bot.retention import EXTENSION, deadline
+
+        case = await self.find(actor, reference, Action.EXTEND_RETENTION)
+        due = deadline(case, timedelta(days=self.retention_days))
+        if due is None or case.shredded_at is not None:
+            raise WorkflowError(N_("Only a closed case can be kept longer."))
+        if not reason.strip():
+            raise WorkflowError(N_("Please give the reason after the reference."))
+        await self._add_message(case, "retention", actor, reason)
+        case.retain_until = max(due, utcnow()) + EXTENSION
+        case.retention_warned_at = None
+        await self._audit(actor, "retention_extend", case)
         return case

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.notifications import Notice, NoticeKind, Role, coordinators, enqueue
 from storage import audit
 from storage.crypto import FieldContext, KeyRing, Purpose
-from storage.models import Invite, User, utcnow
+from storage.models import Case, Invite, User, utcnow
 from storage.repositories import UserRepository
 
 INVITE_LIFETIME = timedelta(hours=72)
@@ -121,3 +121,18 @@ async def ensure_coordinators(users: UserRepository, telegram_ids: frozenset[int
             set_staff_name(users.keyring, user, f"coordinator {len(found) + 1}")
         found.append(user)
     return found
+
+
+async def ban_reporter(
+    session: AsyncSession, keyring: KeyRing, coordinator: User, case: Case
+) -> bool:
+    """Block the person behind a case (found through the blind index); staff cannot be."""
+    if case.reporter_index is None:
+        return False
+    found = await session.scalars(select(User).where(User.tg_index == case.reporter_index))
+    reporter = found.one_or_none()
+    if reporter is None or reporter.role is not None:
+        return False
+    reporter.banned = True
+    await audit.record(session, keyring, "reporter_ban", actor_id=coordinator.id, case_id=case.id)
+    return True

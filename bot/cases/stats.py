@@ -14,7 +14,7 @@ import statistics
 from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +24,7 @@ from bot.intake.flow import questionnaire_for
 from bot.questionnaire import MARKERS
 from bot.text import N_
 from storage.crypto import DecryptionError, FieldContext, KeyRing
-from storage.models import Case, KeyWrap
+from storage.models import Case, KeyWrap, StatsArchive
 from storage.repositories import SYSTEM_HOLDER
 
 Translate = Callable[[str], str]
@@ -76,7 +76,7 @@ async def compute(session: AsyncSession, keyring: KeyRing) -> Stats:
             KeyWrap.wrapped,
         )
         .join(KeyWrap, (KeyWrap.case_id == Case.id) & (KeyWrap.holder == SYSTEM_HOLDER))
-        .where(Case.stats_consent.is_(True))
+        .where(Case.stats_consent.is_(True), Case.shredded_at.is_(None))
         .execution_options(yield_per=2000)
     )
     for case_id, status, urgent, created, first_action, outcome, sealed, wrapped in rows:
@@ -89,19 +89,47 @@ async def compute(session: AsyncSession, keyring: KeyRing) -> Stats:
             )
         except (DecryptionError, ValueError):
             continue
-        stats.total += 1
-        stats.urgent += bool(urgent)
-        stats.by_status[status] += 1
-        stats.by_month[f"{created:%Y-%m}"] += 1
-        if outcome:
-            stats.by_outcome[outcome] += 1
-        for code in _codes(answers.get("agency")):
-            stats.by_agency[code] += 1
-        for code in _codes(answers.get("region")):
-            stats.by_region[code] += 1
+        for dimension, key in _facets(status, urgent, created, outcome, answers):
+            _add(stats, dimension, key, 1)
         if first_action is not None:
             stats.first_action_hours.append((first_action - created).total_seconds() / 3600)
+    for row in await session.scalars(select(StatsArchive)):
+        _add(stats, row.dimension, row.key, row.count)
     return stats
+
+
+def _facets(
+    status: str, urgent: bool, created: datetime, outcome: str | None, answers: dict[str, object]
+) -> list[tuple[str, str]]:
+    """The (dimension, key) pairs one case contributes to the figures."""
+    pairs = [("total", ""), ("status", status), ("month", f"{created:%Y-%m}")]
+    if urgent:
+        pairs.append(("urgent", ""))
+    if outcome:
+        pairs.append(("outcome", outcome))
+    pairs += [("agency", code) for code in _codes(answers.get("agency"))]
+    pairs += [("region", code) for code in _codes(answers.get("region"))]
+    return pairs
+
+
+def _add(stats: Stats, dimension: str, key: str, count: int) -> None:
+    if dimension == "total":
+        stats.total += count
+    elif dimension == "urgent":
+        stats.urgent += count
+    else:
+        getattr(stats, f"by_{dimension}")[key] += count
+
+
+async def archive_case(session: AsyncSession, case: Case, answers: dict[str, object]) -> None:
+    """Move a consenting case's contribution into the anonymous counters."""
+    for dimension, key in _facets(case.status, case.urgent, case.created_at, case.outcome, answers):
+        row = await session.get(StatsArchive, (dimension, key))
+        if row is None:
+            session.add(StatsArchive(dimension=dimension, key=key, count=1))
+        else:
+            row.count += 1
+    await session.flush()
 
 
 def _option_label(question_id: str, code: str) -> str:

@@ -20,6 +20,10 @@ class DailyLimitReached(Exception):
     """The reporter already sent the maximum number of reports in the last 24 hours."""
 
 
+class IntakePaused(Exception):
+    """More reports than ``intake_per_minute`` arrived in the last minute (a flood)."""
+
+
 async def submit_report(
     session: AsyncSession,
     keyring: KeyRing,
@@ -28,12 +32,20 @@ async def submit_report(
     *,
     reporter: User,
     reporter_chat_id: int,
+    intake_per_minute: int = 0,
 ) -> Case:
-    """Store the case and queue the coordinators' notices, in the caller's transaction."""
+    """Store the case and queue the coordinators' notices, in the caller's transaction.
+
+    ``intake_per_minute`` is the global circuit breaker (0 turns it off).
+    """
     q = questionnaire_for(intake.draft.version)
     recent = await cases.submissions_since(reporter.tg_index, utcnow() - timedelta(days=1))
     if recent >= DAILY_SUBMISSION_LIMIT:
         raise DailyLimitReached
+    if intake_per_minute and (
+        await cases.created_since(utcnow() - timedelta(minutes=1)) >= intake_per_minute
+    ):
+        raise IntakePaused
     answers = clear_hidden(q, intake.draft.answers)
     urgent = is_urgent(q, answers)
     case = await cases.create(

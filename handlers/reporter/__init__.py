@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers.reporter import commands, questions, replies, review, start
+from handlers.reporter import commands, forget, questions, replies, review, start
 
 
 def build_reporter_router() -> Router:
@@ -12,6 +12,7 @@ def build_reporter_router() -> Router:
     router.include_routers(
         start.build_router(),
         commands.build_router(),
+        forget.build_router(),
         replies.build_router(),
         review.build_router(),
         questions.build_router(),

@@ -13,6 +13,7 @@ REPORTER_COMMANDS = (
     ("status", N_("The status of my reports")),
     ("language", N_("Change the language")),
     ("cancel", N_("Delete the report I am writing")),
+    ("forget", N_("Delete everything that links me to my reports")),
     ("help", N_("How this bot works")),
 )
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.intake.flow import Phase, edit_from_review, go_back
-from bot.intake.submission import DailyLimitReached, submit_report
+from bot.intake.submission import DailyLimitReached, IntakePaused, submit_report
 from bot.questionnaire import Stage
 from handlers.reporter.callbacks import EditAnswer, FlowAction
 from handlers.reporter.conversation import Intake, load, show_current, wipe
@@ -77,8 +77,23 @@ async def submit(
     chat_id = query.message.chat.id
     try:
         case = await submit_report(
-            session, keyring, cases, intake, reporter=user, reporter_chat_id=chat_id
+            session,
+            keyring,
+            cases,
+            intake,
+            reporter=user,
+            reporter_chat_id=chat_id,
+            intake_per_minute=settings.intake_per_minute,
         )
+    except IntakePaused:
+        await query.answer(
+            _(
+                "The service is very busy right now. Your answers are kept: please try "
+                "to send the report again in a few minutes."
+            ),
+            show_alert=True,
+        )
+        return
     except DailyLimitReached:
         await query.answer(
             _(

@@ -17,6 +17,7 @@ from bot.cases.policy import Action
 from bot.cases.service import AccessDenied, CaseService
 from bot.cases.staff import staff_name
 from bot.cases.workflow import Outcome, Status, WorkflowError
+from bot.text import N_
 from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, QueueNav
 from handlers.staff.filters import STAFF
 from handlers.staff.render import case_actions, case_text, outcome_keyboard, queue_screen
@@ -26,7 +27,7 @@ from storage.models import User
 if TYPE_CHECKING:
     from bot.background import BackgroundTasks
 
-NOT_AVAILABLE = "This case does not exist or is not available to you."
+NOT_AVAILABLE = N_("This case does not exist or is not available to you.")
 
 
 class StaffInput(StatesGroup):
@@ -278,6 +279,31 @@ async def staff_text(
     await message.answer(reply)
 
 
+async def extend_command(
+    message: Message,
+    command: CommandObject,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+) -> None:
+    reference, _sep, reason = (command.args or "").strip().partition(" ")
+    try:
+        case = await case_service.extend_retention(user, reference, reason)
+    except AccessDenied:
+        await _deny(message)
+        return
+    except WorkflowError as exc:
+        await message.answer(_(exc.message))
+        return
+    await session.commit()
+    assert case.retain_until is not None
+    await message.answer(
+        _("Case {reference} will be kept until {date}.").format(
+            reference=case.reference, date=f"{case.retain_until:%d.%m.%Y}"
+        )
+    )
+
+
 async def cancel_input(message: Message, state: FSMContext) -> None:
     await state.clear()
     await message.answer(_("Cancelled."))
@@ -293,6 +319,7 @@ def build_router() -> Router:
     router.message.register(staff_text, StaffInput.question, F.text)
     router.message.register(queue_command, Command("queue", "mine"))
     router.message.register(case_command, Command("case"))
+    router.message.register(extend_command, Command("extend"))
     router.callback_query.register(queue_nav, QueueNav.filter())
     router.callback_query.register(case_button, CaseAct.filter())
     router.callback_query.register(assign_button, AssignTo.filter())

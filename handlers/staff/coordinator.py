@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cases import stats as case_stats
 from bot.cases.policy import Action
 from bot.cases.service import AccessDenied, CaseService
-from bot.cases.staff import create_invite, revoke, staff_members, staff_name
+from bot.cases.staff import ban_reporter, create_invite, revoke, staff_members, staff_name
 from handlers.staff.callbacks import RevokeStaff
 from handlers.staff.cases import NOT_AVAILABLE, send_lawyer_choice
 from handlers.staff.filters import COORDINATOR
@@ -168,6 +168,31 @@ async def audit_command(
     await message.answer("\n".join(lines)[:4000])
 
 
+async def ban_command(
+    message: Message,
+    command: CommandObject,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+    keyring: KeyRing,
+) -> None:
+    try:
+        case = await case_service.find(user, command.args or "", Action.BAN_REPORTER)
+    except AccessDenied:
+        await message.answer(_(NOT_AVAILABLE))
+        return
+    if not await ban_reporter(session, keyring, user, case):
+        await message.answer(_("The person behind this case cannot be blocked."))
+        return
+    await session.commit()
+    await message.answer(
+        _(
+            "The person who sent {reference} is blocked: they get neutral replies and "
+            "nothing of theirs is stored."
+        ).format(reference=case.reference)
+    )
+
+
 def build_router() -> Router:
     router = Router(name="staff-coordinator")
     router.message.filter(COORDINATOR)
@@ -179,4 +204,5 @@ def build_router() -> Router:
     router.message.register(assign_command, Command("assign"))
     router.message.register(stats_command, Command("stats"))
     router.message.register(audit_command, Command("audit"))
+    router.message.register(ban_command, Command("ban"))
     return router

@@ -14,6 +14,7 @@ LAWYER_COMMANDS = (
     ("queue", N_("Cases waiting for a lawyer")),
     ("mine", N_("My cases")),
     ("case", N_("Open a case: /case K7QD-M2PF")),
+    ("extend", N_("Keep a closed case longer: /extend REF reason")),
     ("language", N_("Change the language")),
     ("help", N_("How this bot works")),
 )
@@ -25,6 +26,7 @@ COORDINATOR_COMMANDS = (
     ("invite", N_("Invite a lawyer")),
     ("staff", N_("Staff list")),
     ("revoke", N_("Remove a staff member")),
+    ("ban", N_("Block the sender of a case: /ban K7QD-M2PF")),
     *LAWYER_COMMANDS[3:],
 )
 

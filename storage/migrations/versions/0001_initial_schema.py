@@ -43,6 +43,13 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_fsm_records_expires_at"), ["expires_at"], unique=False)
 
     op.create_table(
+        "stats_archive",
+        sa.Column("dimension", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.String(length=32), nullable=False),
+        sa.Column("count", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("dimension", "key", name=op.f("pk_stats_archive")),
+    )
+    op.create_table(
         "users",
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("tg_index", sa.LargeBinary(length=32), nullable=False),
@@ -50,6 +57,7 @@ def upgrade() -> None:
         sa.Column("language", sa.String(length=8), nullable=True),
         sa.Column("role", sa.String(length=16), nullable=True),
         sa.Column("staff_name_sealed", sa.LargeBinary(), nullable=True),
+        sa.Column("banned", sa.Boolean(), nullable=False),
         sa.Column("created_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", storage.models.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
@@ -76,6 +84,9 @@ def upgrade() -> None:
         sa.Column("closed_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("outcome", sa.String(length=32), nullable=True),
         sa.Column("first_action_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("retain_until", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("retention_warned_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("shredded_at", storage.models.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["assignee_id"],
             ["users.id"],
@@ -87,6 +98,8 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_cases_assignee_id"), ["assignee_id"], unique=False)
+        batch_op.create_index("ix_cases_closed_at", ["closed_at"], unique=False)
+        batch_op.create_index("ix_cases_created_at", ["created_at"], unique=False)
         batch_op.create_index("ix_cases_queue", ["status", "urgent", "created_at"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_cases_reporter_index"), ["reporter_index"], unique=False
@@ -228,6 +241,8 @@ def downgrade() -> None:
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_cases_reporter_index"))
         batch_op.drop_index("ix_cases_queue")
+        batch_op.drop_index("ix_cases_created_at")
+        batch_op.drop_index("ix_cases_closed_at")
         batch_op.drop_index(batch_op.f("ix_cases_assignee_id"))
 
     op.drop_table("cases")
@@ -235,6 +250,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_users_role"))
 
     op.drop_table("users")
+    op.drop_table("stats_archive")
     with op.batch_alter_table("fsm_records", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_fsm_records_expires_at"))
 

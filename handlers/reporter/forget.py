@@ -1,0 +1,105 @@
+"""/forget: wipe the chat, the draft and the reporter's link to their reports."""
+
+from __future__ import annotations
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.filters.callback_data import CallbackData
+from aiogram.fsm.context import FSMContext
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config import Settings
+from bot.intake.flow import IntakeState
+from bot.intake.forget import forget_reporter, withdrawable
+from handlers.reporter.conversation import wipe
+from storage.crypto import KeyRing
+from storage.models import User
+
+
+class ForgetChoice(CallbackData, prefix="fg"):
+    action: str  # "forget", "withdraw" or "keep"
+
+
+async def forget_command(
+    message: Message, state: FSMContext, user: User, session: AsyncSession
+) -> None:
+    data = await state.get_data()
+    intake = IntakeState.from_dict(data.get("intake"))
+    intake.track(message.message_id)
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=_("Yes, forget me"), callback_data=ForgetChoice(action="forget").pack()
+            )
+        ]
+    ]
+    text = _(
+        "This deletes our conversation from this chat, discards any report you are "
+        "writing, and disconnects you from the reports you sent: lawyers will no longer "
+        "be able to contact you. The reports themselves stay with the lawyers."
+    )
+    if await withdrawable(session, user):
+        text += "\n\n" + _(
+            "Some of your reports have not been taken by a lawyer yet. You can also "
+            "withdraw them: they will be deleted for good."
+        )
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=_("Forget me and withdraw them"),
+                    callback_data=ForgetChoice(action="withdraw").pack(),
+                )
+            ]
+        )
+    rows.append(
+        [
+            InlineKeyboardButton(
+                text=_("No, keep everything"), callback_data=ForgetChoice(action="keep").pack()
+            )
+        ]
+    )
+    sent = await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+    intake.track(sent.message_id)
+    data["intake"] = intake.to_dict()
+    await state.set_data(data)
+
+
+async def forget_choice(
+    query: CallbackQuery,
+    callback_data: ForgetChoice,
+    state: FSMContext,
+    user: User,
+    session: AsyncSession,
+    keyring: KeyRing,
+    bot: Bot,
+    settings: Settings,
+) -> None:
+    await query.answer()
+    if query.message is None:
+        return
+    chat_id = query.message.chat.id
+    if callback_data.action not in ("forget", "withdraw"):
+        await wipe(bot, settings, chat_id, [query.message.message_id])
+        return
+    intake = IntakeState.from_dict((await state.get_data()).get("intake"))
+    report = await forget_reporter(
+        session, keyring, user, withdraw=callback_data.action == "withdraw"
+    )
+    await state.clear()
+    await session.commit()
+    await wipe(bot, settings, chat_id, [*intake.trail, query.message.message_id])
+    text = _("Done. This bot no longer keeps anything that links you to your reports.")
+    if report.withdrawn:
+        text += " " + _("Reports withdrawn: {count}.").format(count=report.withdrawn)
+    await bot.send_message(chat_id, text + " " + _("You can now delete this chat."))
+
+
+def build_router() -> Router:
+    router = Router(name="reporter-forget")
+    router.message.register(forget_command, Command("forget"))
+    router.callback_query.register(
+        forget_choice, ForgetChoice.filter(F.action.in_({"forget", "withdraw", "keep"}))
+    )
+    return router
