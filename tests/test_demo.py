@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiogram.types import BufferedInputFile
 
-from bot.demo import DemoSession
+from bot.demo import DEFAULT_COORDINATOR_ID, DEFAULT_LAWYER_ID, DemoSession
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES
-from bot.scripted_reporter import t
+from bot.notifications import Notice, NoticeKind, render_notice
+from bot.scripted_reporter import ScriptedReporter, t
 from bot.text import N_
 from handlers.reporter.render import LANGUAGE_PROMPT
 
@@ -30,6 +32,22 @@ async def demo() -> AsyncIterator[DemoSession]:
 
 def _numbered(labels: list[str]) -> str:
     return "  ".join(f"[{number}] {label}" for number, label in enumerate(labels, start=1))
+
+
+def _number_of(demo: DemoSession, label: str) -> str:
+    """What to type to press the button ``label`` of the current keyboard."""
+    keyboard = demo.current_keyboard()
+    assert keyboard is not None
+    labels = [text for row in keyboard.button_labels for text in row]
+    return str(labels.index(label) + 1)
+
+
+async def _submit_report(demo: DemoSession) -> str:
+    """A short report, sent quickly by a scripted reporter in the demo's reporter chat."""
+    reporter = ScriptedReporter(demo.reporter, "ru")
+    await reporter.open()
+    await reporter.fill({"reporter": "victim", "account": "Меня били три дня."})
+    return await reporter.submit()
 
 
 async def test_walk_to_the_first_question(demo: DemoSession) -> None:
@@ -97,7 +115,7 @@ def test_piped_stdin_subprocess() -> None:
     env["PYTHONIOENCODING"] = "utf-8"
     result = subprocess.run(
         [sys.executable, "-m", "bot.demo"],
-        input="/start\n1\n/quit\n",
+        input="/start\n1\n/as coordinator\n/staff\n/quit\n",
         capture_output=True,
         text=True,
         encoding="utf-8",
@@ -110,4 +128,94 @@ def test_piped_stdin_subprocess() -> None:
     assert "Тоҷикӣ" in result.stdout
     assert "> /start" in result.stdout  # piped lines are echoed
     assert t(N_("Continue"), "tg") in result.stdout
+    assert "(demo) lawyer (id 2) joined the staff" in result.stdout
+    assert "reporter> /start" in result.stdout  # the prompt names whom you play
+    assert "coordinator> /staff" in result.stdout
+    assert f"Lawyer ({t(N_('lawyer'), 'tg')})" in result.stdout
     assert "Traceback" not in result.stderr
+
+
+def test_roles_must_be_different_users() -> None:
+    with pytest.raises(ValueError, match="different users"):
+        DemoSession(user_id=DEFAULT_LAWYER_ID)
+    with pytest.raises(ValueError, match="different users"):
+        DemoSession(user_id=DEFAULT_COORDINATOR_ID)
+
+
+async def test_as_switches_between_people(demo: DemoSession) -> None:
+    screen = await demo.start()
+    assert screen.startswith("(demo) lawyer (id 2) joined the staff")
+    # The invitation and the join happened quietly: nothing of it is printed later.
+    assert "[to " not in screen
+    assert demo.roles == ("reporter", "coordinator", "lawyer")
+    assert demo.role == "reporter"
+
+    who = await demo.handle("/as")
+    assert "you are the reporter (Telegram id 1001)" in who
+    assert "/as coordinator, /as lawyer" in who
+
+    updates = demo.sandbox.server.last_update_id
+    switched = await demo.handle("/as coordinator")
+    assert demo.role == "coordinator"
+    assert demo.user.user_id == DEFAULT_COORDINATOR_ID
+    assert "you are now the coordinator (Telegram id 1)" in switched
+    assert "👤 /invite" in switched  # the chat as it is now
+    assert demo.sandbox.server.last_update_id == updates  # /as never reaches the bot
+
+    staff = await demo.handle("/staff")
+    assert staff.startswith("🤖 ")
+    assert f"Lawyer ({t(N_('lawyer'), 'tg')})" in staff
+
+    assert (await demo.handle("/as l")).startswith("(demo) you are now the lawyer (Telegram id 2)")
+    assert demo.user.user_id == DEFAULT_LAWYER_ID
+    assert (await demo.handle("/as nobody")).startswith("(!) there is nobody called 'nobody'")
+    assert demo.role == "lawyer"
+
+    # Photos (the /stats chart) show as one line with the uploaded name and the size,
+    # in the chat being played and in the others.
+    bot = demo.sandbox.bot
+    assert bot is not None
+    chart = b"\x89PNG\r\n\x1a\n" + bytes(23_000)
+    await bot.send_photo(DEFAULT_COORDINATOR_ID, BufferedInputFile(chart, filename="stats.png"))
+    assert demo.render_changes() == "[to coordinator] 🖼 photo (stats.png, 22 KB)"
+    tiny = BufferedInputFile(b"tiny", filename="x.png")
+    await bot.send_photo(DEFAULT_LAWYER_ID, tiny, caption="Hi")
+    assert demo.render_changes() == "🤖 🖼 photo (x.png, 4 B)\n   Hi"
+
+
+async def test_assign_ask_and_reply(demo: DemoSession) -> None:
+    await demo.start()
+    reference = await _submit_report(demo)
+
+    switched = await demo.handle("/as coordinator")
+    # The receipt, left unprinted in the reporter's chat, comes first, compactly.
+    assert switched.startswith("[to reporter] ")
+    assert reference in switched.splitlines()[0]
+    new_case = render_notice(Notice(NoticeKind.NEW_CASE, reference), lambda m: t(m, "tg"))
+    assert new_case.splitlines()[0] in switched
+
+    choice = await demo.handle(f"/assign {reference}")
+    assert "[1] " in choice
+    assigned = await demo.handle(_number_of(demo, "Lawyer"))
+    notice = render_notice(Notice(NoticeKind.ASSIGNED_TO_YOU, reference), lambda m: t(m, "tg"))
+    assert f"[to lawyer] {notice}" in assigned
+    assert "[to reporter] " in assigned
+
+    switched = await demo.handle("/as lawyer")
+    assert f"🤖 {notice}" in switched
+    case = await demo.handle(f"/case {reference}")
+    assert case.startswith(f"🤖 {reference} · ")
+    ask = t(N_("Ask the reporter"), "tg")
+    assert f"] {ask}" in case
+    await demo.handle(_number_of(demo, ask))
+    sent = await demo.handle("Когда это было?")
+    assert "[to reporter] " in sent
+    assert "Когда это было?" in sent
+    assert f"[·] {t(N_('Reply'), 'ru')}" in sent
+
+    switched = await demo.handle("/as reporter")
+    assert f"[1] {t(N_('Reply'), 'ru')}" in switched
+    await demo.handle("1")
+    replied = await demo.handle("Вчера вечером.")
+    assert "[to lawyer] " in replied
+    assert "Вчера вечером." in replied

@@ -64,7 +64,7 @@ def _codes(value: object) -> list[str]:
 
 async def compute(session: AsyncSession, keyring: KeyRing) -> Stats:
     stats = Stats()
-    rows = await session.execute(
+    rows = await session.stream(
         select(
             Case.id,
             Case.status,
@@ -79,7 +79,7 @@ async def compute(session: AsyncSession, keyring: KeyRing) -> Stats:
         .where(Case.stats_consent.is_(True), Case.shredded_at.is_(None))
         .execution_options(yield_per=2000)
     )
-    for case_id, status, urgent, created, first_action, outcome, sealed, wrapped in rows:
+    async for case_id, status, urgent, created, first_action, outcome, sealed, wrapped in rows:
         try:
             data_key = keyring.unwrap_data_key(
                 wrapped, FieldContext("key_wraps", f"wrapped:{SYSTEM_HOLDER}", case_id)
