@@ -18,15 +18,15 @@ from bot.intake.flow import IntakeState, resume_point
 from bot.notifications import REPORTER_STATUS_LABELS
 from bot.text import N_
 from handlers.reporter.callbacks import FlowAction
-from handlers.reporter.conversation import Intake, goodbye, load, show_current
+from handlers.reporter.conversation import Intake, goodbye, load, show_current, track_in_draft
 from handlers.reporter.menu import REPORTER_COMMANDS
 from handlers.reporter.render import Screen
 from storage.models import User
 from storage.repositories import CaseRepository
 
 
-async def help_command(message: Message) -> None:
-    await message.answer(
+async def help_command(message: Message, state: FSMContext) -> None:
+    sent = await message.answer(
         "\n".join(
             [
                 _(
@@ -39,18 +39,25 @@ async def help_command(message: Message) -> None:
             ]
         )
     )
+    await track_in_draft(state, message.message_id, sent.message_id)
 
 
-async def status_command(message: Message, user: User, cases: CaseRepository) -> None:
+async def status_command(
+    message: Message, state: FSMContext, user: User, cases: CaseRepository
+) -> None:
     found = await cases.for_reporter(user.tg_index)
     if not found:
-        await message.answer(_("You have not sent any reports yet. To send one, press /start."))
+        sent = await message.answer(
+            _("You have not sent any reports yet. To send one, press /start.")
+        )
+        await track_in_draft(state, message.message_id, sent.message_id)
         return
     lines = [_("Your reports:")]
     for case in found:
         status = _(REPORTER_STATUS_LABELS.get(case.status, REPORTER_STATUS_LABELS["new"]))
         lines.append(f"{case.reference} — {status} ({case.created_at:%d.%m.%Y})")
-    await message.answer("\n".join(lines))
+    sent = await message.answer("\n".join(lines))
+    await track_in_draft(state, message.message_id, sent.message_id)
 
 
 def _cancel_keyboard() -> InlineKeyboardMarkup:

@@ -47,6 +47,15 @@ async def save(state: FSMContext, intake: IntakeState) -> None:
     await state.set_data({"intake": intake.to_dict()})
 
 
+async def track_in_draft(state: FSMContext, *message_ids: int) -> None:
+    """Remember messages sent beside an open draft, so the wipe takes them too."""
+    if await state.get_state() != Intake.active.state:
+        return
+    intake = await load(state)
+    intake.track(*message_ids)
+    await save(state, intake)
+
+
 async def wipe(bot: Bot, settings: Settings, chat_id: int, message_ids: Iterable[int]) -> None:
     """Delete messages from the chat (best effort: Telegram refuses after 48 hours)."""
     ids = sorted(set(message_ids))

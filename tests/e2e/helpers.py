@@ -21,10 +21,6 @@ from bot.text import N_
 from storage.models import Case, FsmRecord
 from storage.repositories import CaseRepository
 
-REVIEW_HEADER = N_(
-    "Please check your answers. Nothing is sent until you press Send. To change an "
-    "answer, press its number."
-)
 STALE = N_("This button is no longer active.")
 BACK = N_("Back")
 
@@ -37,12 +33,23 @@ def question(question_id: str) -> Question:
     return found
 
 
+def option_label(question_id: str, code: str, language: str) -> str:
+    option = question(question_id).option(code)
+    assert option is not None, (question_id, code)
+    return t(option.label, language)
+
+
 def translator(language: str) -> Callable[[str], str]:
     return lambda msgid: t(msgid, language)
 
 
 def back_label(language: str) -> str:
     return "← " + t(BACK, language)
+
+
+def labels_of(user: SimulatedUser) -> list[str]:
+    """Button labels of the newest message with buttons, in one list."""
+    return [label for row in user.buttons() for label in row]
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,13 +59,17 @@ class ReviewEntry:
 
 
 def review_entries(reporter: ScriptedReporter) -> dict[str, ReviewEntry]:
-    """The review on screen, parsed: question id -> (number to press, value shown)."""
+    """The review on screen, parsed: question id -> (number to press, value shown).
+
+    A long review is split over several messages; the buttons are on the last.
+    """
     assert reporter.on_review(), reporter.user.last_text()
-    header = t(REVIEW_HEADER, reporter.language)
-    bodies = [m.body or "" for m in reporter.user.bot_messages()]
-    starts = [i for i, body in enumerate(bodies) if body.startswith(header)]
-    assert starts, "no review header on screen"
-    lines = "\n".join(bodies[starts[-1] :]).splitlines()
+    messages = reporter.user.bot_messages()
+    last = max(i for i, m in enumerate(messages) if m.inline_keyboard)
+    first = last
+    while first > 0 and not messages[first - 1].inline_keyboard:
+        first -= 1
+    lines = "\n".join(m.body or "" for m in messages[first : last + 1]).splitlines()
     by_prompt = {t(q.prompt, reporter.language): q.id for q in CURRENT.questions}
     entries: dict[str, ReviewEntry] = {}
     for index, line in enumerate(lines):
@@ -67,6 +78,7 @@ def review_entries(reporter: ScriptedReporter) -> dict[str, ReviewEntry]:
             continue
         value = lines[index + 1].strip() if index + 1 < len(lines) else ""
         entries[by_prompt[match.group(2)]] = ReviewEntry(match.group(1), value)
+    assert entries, "no answers on the review"
     return entries
 
 
