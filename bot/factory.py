@@ -16,6 +16,7 @@ from bot.background import BackgroundTasks
 from bot.config import Settings
 from bot.flood import FloodControl, UpdateDeduplicator
 from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
+from bot.logs import UpdateLogMiddleware, log_update_error
 from bot.middlewares import DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
 from handlers import build_root_router
@@ -53,6 +54,7 @@ def create_dispatcher(
         events_isolation=events_isolation or SimpleEventIsolation(),
     )
     i18n = i18n or create_i18n()
+    dispatcher.update.outer_middleware(UpdateLogMiddleware())
     dispatcher.update.outer_middleware(UpdateDeduplicator())
     dispatcher.update.outer_middleware(
         FloodControl(settings.rate_limit, settings.rate_window_seconds)
@@ -67,6 +69,7 @@ def create_dispatcher(
     )
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)
+    dispatcher.errors.register(log_update_error)
 
     background = BackgroundTasks(settings, sessionmaker, keyring, i18n, storage, outbox_policy)
     dispatcher.startup.register(background.on_startup)

@@ -29,8 +29,20 @@ class Action(StrEnum):
     BAN_REPORTER = "ban_reporter"
 
 
-COORDINATOR_ONLY = frozenset({Action.ASSIGN, Action.STATS, Action.AUDIT, Action.MANAGE_STAFF})
-ON_OWN_CASES = frozenset({Action.CHANGE_STATUS, Action.ADD_NOTE, Action.ASK_REPORTER, Action.CLOSE})
+COORDINATOR_ONLY = frozenset(
+    {Action.ASSIGN, Action.STATS, Action.AUDIT, Action.MANAGE_STAFF, Action.BAN_REPORTER}
+)
+# The assigned lawyer is the one warned before a closed case is shredded, so
+# they may also extend its retention (/extend).
+ON_OWN_CASES = frozenset(
+    {
+        Action.CHANGE_STATUS,
+        Action.ADD_NOTE,
+        Action.ASK_REPORTER,
+        Action.CLOSE,
+        Action.EXTEND_RETENTION,
+    }
+)
 
 
 def is_staff(user: User | None) -> bool:
