@@ -75,7 +75,11 @@ class BackgroundTasks:
             lambda msgid, locale: self.i18n.gettext(msgid, locale=locale or None),
             self.outbox_policy,
         )
-        sweeper = DraftSweeper(self.storage, timedelta(minutes=self.settings.wipe_idle_minutes))
+        sweeper = DraftSweeper(
+            self.storage,
+            timedelta(minutes=self.settings.wipe_idle_minutes),
+            wipe_chat=self.settings.wipe_chat,
+        )
         self._tasks = [
             asyncio.create_task(self.outbox.run_forever(), name="outbox"),
             asyncio.create_task(

@@ -18,7 +18,15 @@ from aiogram.utils.i18n.middleware import I18nMiddleware
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 
-LOCALES_DIR = Path(__file__).resolve().parents[1] / "locales"
+
+def _locales_dir() -> Path:
+    """The catalogues beside the source tree, or in the working directory when the
+    package was installed (the Docker image runs from /app, which holds them)."""
+    beside_source = Path(__file__).resolve().parents[1] / "locales"
+    return beside_source if beside_source.is_dir() else Path.cwd() / "locales"
+
+
+LOCALES_DIR = _locales_dir()
 DOMAIN = "messages"
 LANGUAGES = ("tg", "ru")
 DEFAULT_LANGUAGE = "tg"

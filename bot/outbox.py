@@ -200,4 +200,8 @@ class OutboxWorker:
         if state == SENT:
             row.sent_at = utcnow()
             row.attempts += 1
+            # A delivered notice may quote a lawyer's question or a reporter's
+            # reply: keep the bookkeeping, drop the content.
+            row.payload_sealed = b""
+            row.kek_id = ""
         await session.commit()

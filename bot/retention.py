@@ -21,13 +21,15 @@ from bot.cases.stats import archive_case
 from bot.notifications import Notice, NoticeKind, enqueue
 from storage import audit
 from storage.crypto import KeyRing
-from storage.models import Case, CaseEvent, CaseMessage, KeyWrap, User, utcnow
+from storage.models import Case, CaseEvent, CaseMessage, KeyWrap, OutboxMessage, User, utcnow
 from storage.repositories import CaseRepository
 
 log = logging.getLogger("intake.retention")
 
 WARN_BEFORE = timedelta(days=7)
 EXTENSION = timedelta(days=90)
+SENT_KEPT = timedelta(days=7)
+DEAD_KEPT = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,16 @@ async def run_retention(
                     session, keyring, "retention_warning", actor_id=None, case_id=case.id
                 )
                 warned += 1
+        # Delivered notices keep only bookkeeping; dead letters keep their sealed
+        # content for coordinators for a while, then go too.
+        await session.execute(
+            delete(OutboxMessage).where(
+                or_(
+                    (OutboxMessage.state == "sent") & (OutboxMessage.sent_at <= now - SENT_KEPT),
+                    (OutboxMessage.state == "dead") & (OutboxMessage.created_at <= now - DEAD_KEPT),
+                )
+            )
+        )
     if warned or shredded:
         log.info("retention: %d warned, %d shredded", warned, shredded)
     return RetentionReport(warned, shredded)

@@ -23,14 +23,18 @@ DELETE_BATCH = 100
 
 
 class DraftSweeper:
-    def __init__(self, storage: EncryptedFSMStorage, wipe_after: timedelta) -> None:
+    def __init__(
+        self, storage: EncryptedFSMStorage, wipe_after: timedelta, *, wipe_chat: bool = True
+    ) -> None:
         self.storage = storage
         self.wipe_after = wipe_after
+        self.wipe_chat = wipe_chat
 
     async def sweep_once(self, bot: Bot) -> int:
         """Delete the chat leftovers of idle drafts, then expired drafts; returns messages."""
         deleted = 0
-        for index, payload in await self.storage.idle_drafts(self.wipe_after):
+        idle = await self.storage.idle_drafts(self.wipe_after) if self.wipe_chat else []
+        for index, payload in idle:
             data = payload.get("data")
             chat_id = payload.get("chat")
             if not isinstance(data, dict) or not isinstance(chat_id, int):

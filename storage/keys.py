@@ -23,6 +23,7 @@ from storage.crypto.keyfile import KeyFileError, KeyMaterial, load_key_file, wri
 from storage.models import FsmRecord, KeyWrap, OutboxMessage, User
 
 DEFAULT_BATCH = 1000
+USER_SEALED_COLUMNS = ("chat_sealed", "staff_name_sealed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +66,10 @@ async def key_usage(sessionmaker: async_sessionmaker[AsyncSession], keyring: Key
         drafts = await _count_by_key(session, FsmRecord.kek_id)
         outbox = await _count_by_key(session, OutboxMessage.kek_id)
         users: Counter[str] = Counter()
-        for sealed in await session.scalars(select(User.chat_sealed)):
-            users[peek_key_id(sealed)] += 1
+        for row in await session.execute(select(User.chat_sealed, User.staff_name_sealed)):
+            for sealed in row:
+                if sealed is not None:
+                    users[peek_key_id(sealed)] += 1
     return KeyUsage(keyring.primary_id, wraps, dict(users), drafts, outbox)
 
 
@@ -135,10 +138,13 @@ async def _reseal_users(
             if not users:
                 return changed
             for user in users:
-                if peek_key_id(user.chat_sealed) != keyring.primary_id:
-                    context = FieldContext("users", "chat_sealed", user.id)
-                    plain = keyring.open(Purpose.USER, user.chat_sealed, context)
-                    user.chat_sealed = keyring.seal(Purpose.USER, plain, context)
+                for column in USER_SEALED_COLUMNS:
+                    sealed = getattr(user, column)
+                    if sealed is None or peek_key_id(sealed) == keyring.primary_id:
+                        continue
+                    context = FieldContext("users", column, user.id)
+                    plain = keyring.open(Purpose.USER, sealed, context)
+                    setattr(user, column, keyring.seal(Purpose.USER, plain, context))
                     changed += 1
             last_id = users[-1].id
 
@@ -151,7 +157,8 @@ async def _reseal_sealed_rows(
 ) -> int:
     changed = 0
     async with sessionmaker.begin() as session:
-        query = select(model).where(model.kek_id != keyring.primary_id)
+        # Sent notifications keep no payload (kek_id ""), so nothing to move.
+        query = select(model).where(model.kek_id != keyring.primary_id, model.kek_id != "")
         rows = cast(Sequence[FsmRecord | OutboxMessage], (await session.scalars(query)).all())
         for row in rows:
             row_id = row.key_index if isinstance(row, FsmRecord) else row.id

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.policy import Action, is_allowed
 from bot.cases.workflow import Outcome, Status, WorkflowError, check_transition
-from bot.notifications import Notice, NoticeKind, Role, enqueue
+from bot.notifications import Notice, NoticeKind, Role, coordinators, enqueue
 from bot.text import N_
 from storage import audit
 from storage.crypto import FieldContext, KeyRing
@@ -232,6 +232,9 @@ class CaseService:
         if target is Status.CLOSED:
             raise WorkflowError(N_("To close a case, choose an outcome."))
         case = await self.find(actor, reference, Action.CHANGE_STATUS)
+        if target is Status.ASSIGNED:
+            # Only assign()/take() make a case "assigned": they name the lawyer.
+            raise WorkflowError(N_("This change of status is not possible now."))
         check_transition(case.status, target)
         await self._transition(actor, case, target)
         await self._tell_reporter(
@@ -325,19 +328,18 @@ class CaseService:
         if case.status == Status.AWAITING_REPORTER.value:
             await self._transition(reporter, case, Status.IN_PROGRESS)
         await self._audit(reporter, "reply_received", case)
-        if case.assignee_id is not None:
-            lawyer = await self.session.get(User, case.assignee_id)
-            if lawyer is not None:
-                enqueue(
-                    self.session,
-                    self.keyring,
-                    lawyer,
-                    Notice(
-                        NoticeKind.REPORTER_REPLIED,
-                        case.reference,
-                        text=text.strip()[:MESSAGE_LIMIT],
-                    ),
-                )
+        notice = Notice(
+            NoticeKind.REPORTER_REPLIED, case.reference, text=text.strip()[:MESSAGE_LIMIT]
+        )
+        lawyer = await self.session.get(User, case.assignee_id) if case.assignee_id else None
+        if lawyer is not None and self.allowed(lawyer, Action.VIEW_CASE, case):
+            enqueue(self.session, self.keyring, lawyer, notice)
+        else:
+            # Nobody on the staff works on the case (never assigned, or the lawyer's
+            # role was revoked): the reply goes to the coordinators, never to a
+            # former lawyer.
+            for coordinator in await coordinators(self.session):
+                enqueue(self.session, self.keyring, coordinator, notice)
         return case
 
     async def extend_retention(self, actor: User, reference: str, reason: str) -> Case:
