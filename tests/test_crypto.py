@@ -183,3 +183,15 @@ def test_malformed_key_file_is_refused(tmp_path: Path, content: str) -> None:
 def test_missing_key_file_says_how_to_create_it(tmp_path: Path) -> None:
     with pytest.raises(KeyFileError, match="keys init"):
         load_key_file(tmp_path / "absent.json")
+
+
+def test_systemd_credentials_folder_is_trusted_whatever_the_mode(
+    tmp_path: Path, key_material: KeyMaterial, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "intake_keys"
+    write_key_file(path, key_material, exclusive=True)
+    path.chmod(0o440)
+    with pytest.raises(KeyFileError):
+        load_key_file(path)
+    monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
+    assert load_key_file(path).primary == key_material.primary

@@ -100,12 +100,19 @@ def _decode_key(value: object) -> bytes:
     return raw
 
 
+def _in_systemd_credentials(path: Path) -> bool:
+    """systemd's credentials folder is readable only by the service, whatever the
+    file's mode bits (which may show an ACL mask), so the check does not apply."""
+    folder = os.environ.get("CREDENTIALS_DIRECTORY")
+    return bool(folder) and path.resolve().parent == Path(folder).resolve()
+
+
 def load_key_file(path: Path) -> KeyMaterial:
     try:
         info = path.stat()
     except FileNotFoundError:
         raise KeyFileError(f"key file {path} does not exist; run `intake-bot keys init`") from None
-    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and not _in_systemd_credentials(path):
         raise KeyFileError(f"key file {path} is readable by other users; run `chmod 600 {path}`")
     return KeyMaterial.from_json(path.read_text(encoding="utf-8"))
 
