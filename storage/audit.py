@@ -61,9 +61,15 @@ async def record(
     subject_id: uuid.UUID | None = None,
 ) -> AuditEntry:
     """Append an entry in the caller's transaction."""
-    if session.get_bind().dialect.name == "postgresql":
-        # Concurrent transactions would otherwise pick the same next number.
+    # Concurrent transactions would otherwise pick the same next number (and the
+    # later one fail on the primary key): take the append lock before reading it.
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
         await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    elif dialect == "sqlite":
+        # A write that changes nothing still takes SQLite's write lock, held until
+        # the caller's transaction ends; the read below then sees the latest entry.
+        await session.execute(text("DELETE FROM audit_log WHERE seq < 0"))
     last = (
         await session.execute(
             select(AuditEntry.seq, AuditEntry.mac).order_by(AuditEntry.seq.desc()).limit(1)

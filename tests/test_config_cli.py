@@ -77,10 +77,10 @@ def test_a_bad_value_names_its_setting(
 
 def test_webhook_mode_needs_url_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("INTAKE_MODE", "webhook")
-    with pytest.raises(SettingsError, match="^INTAKE_WEBHOOK_URL"):
+    with pytest.raises(SettingsError, match=r"^INTAKE_WEBHOOK_URL"):
         load_settings()
     monkeypatch.setenv("INTAKE_WEBHOOK_URL", "https://example.org/tg")
-    with pytest.raises(SettingsError, match="^INTAKE_WEBHOOK_SECRET"):
+    with pytest.raises(SettingsError, match=r"^INTAKE_WEBHOOK_SECRET"):
         load_settings()
     monkeypatch.setenv("INTAKE_WEBHOOK_SECRET", "s3cret")
     assert load_settings().mode is RunMode.WEBHOOK

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.policy import Action, is_allowed
@@ -208,7 +208,22 @@ class CaseService:
             raise WorkflowError(N_("This case is closed."))
         if case.assignee_id == lawyer.id:
             raise WorkflowError(N_("The case is already assigned to this lawyer."))
-        first_assignment = case.assignee_id is None
+        previous = case.assignee_id
+        # Two lawyers pressing "Take" at once both read the case unassigned: only the
+        # UPDATE that still finds it as it was read wins, the other is refused.
+        claimed = await self.session.execute(
+            update(Case)
+            .where(
+                Case.id == case.id,
+                Case.assignee_id.is_(None) if previous is None else Case.assignee_id == previous,
+                Case.status != Status.CLOSED.value,
+            )
+            .values(assignee_id=lawyer.id)
+            .execution_options(synchronize_session=False)
+        )
+        if not getattr(claimed, "rowcount", 0):
+            raise AccessDenied
+        first_assignment = previous is None
         case.assignee_id = lawyer.id
         from_status = case.status
         if case.status == Status.NEW.value:

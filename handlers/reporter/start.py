@@ -17,6 +17,7 @@ from handlers.reporter.callbacks import ConsentAnswer, FlowAction, LanguageChoic
 from handlers.reporter.conversation import Intake, goodbye, load, show_current, wipe
 from handlers.reporter.menu import set_reporter_commands
 from handlers.reporter.render import language_screen, resume_screen
+from handlers.staff.menu import set_staff_commands
 from storage.models import User
 from storage.unit_of_work import commit_now
 
@@ -64,7 +65,10 @@ async def choose_language(
     user.language = callback_data.code
     i18n.current_locale = callback_data.code
     chat_id = query.message.chat.id
-    await set_reporter_commands(bot, chat_id, user.language)
+    if user.role is None:
+        await set_reporter_commands(bot, chat_id, user.language)
+    else:
+        await set_staff_commands(bot, i18n, chat_id, user.role, user.language)
     if await state.get_state() is None:
         await commit_now()
         await bot.send_message(chat_id, _("The language has been changed."))
@@ -108,7 +112,12 @@ async def consent(
     settings: Settings,
 ) -> None:
     intake = await load(state)
-    if query.message is None or callback_data.step != intake.phase.value:
+    # Only a consent step takes a consent answer: "c:questions:1" is forged.
+    if (
+        query.message is None
+        or intake.phase not in CONSENT_ORDER
+        or callback_data.step != intake.phase.value
+    ):
         await query.answer(_("This button is no longer active."))
         return
     if intake.phase is Phase.CONSENT_STORE and not callback_data.agreed:

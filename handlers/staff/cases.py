@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import TYPE_CHECKING
 
 from aiogram import Bot, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
@@ -57,8 +60,10 @@ async def queue_nav(
     page = await case_service.queue(user, mine=callback_data.mine, page=callback_data.page)
     text, markup = queue_screen(page, callback_data.mine, _)
     await query.answer()
-    if query.message is not None:
-        await query.message.edit_text(text, reply_markup=markup)  # type: ignore[union-attr]
+    if isinstance(query.message, Message):
+        # A double tap asks for the page already shown: "message is not modified".
+        with contextlib.suppress(TelegramBadRequest):
+            await query.message.edit_text(text, reply_markup=markup)
 
 
 async def show_case(
@@ -309,14 +314,26 @@ async def cancel_input(message: Message, state: FSMContext) -> None:
     await message.answer(_("Cancelled."))
 
 
+async def leave_input(message: Message, state: FSMContext) -> None:
+    """Any other command ends the note or question being written and runs as a command.
+
+    Without this, "/mine" typed after pressing "Ask the reporter" was sent to
+    the reporter as the question.
+    """
+    await state.clear()
+    raise SkipHandler
+
+
 def build_router() -> Router:
     router = Router(name="staff-cases")
     router.message.filter(STAFF)
     router.callback_query.filter(STAFF)
     router.message.register(cancel_input, Command("cancel"), StaffInput.note)
     router.message.register(cancel_input, Command("cancel"), StaffInput.question)
-    router.message.register(staff_text, StaffInput.note, F.text)
-    router.message.register(staff_text, StaffInput.question, F.text)
+    router.message.register(leave_input, StaffInput.note, F.text.startswith("/"))
+    router.message.register(leave_input, StaffInput.question, F.text.startswith("/"))
+    router.message.register(staff_text, StaffInput.note, F.text, ~F.text.startswith("/"))
+    router.message.register(staff_text, StaffInput.question, F.text, ~F.text.startswith("/"))
     router.message.register(queue_command, Command("queue", "mine"))
     router.message.register(case_command, Command("case"))
     router.message.register(extend_command, Command("extend"))

@@ -129,7 +129,12 @@ def case_actions(case: Case, allowed: Allowed, _: Translate) -> InlineKeyboardMa
     if allowed(Action.ASSIGN, case) and case.status != Status.CLOSED.value:
         rows.append([act(_(N_("Assign to a lawyer")), "assign")])
     if allowed(Action.CHANGE_STATUS, case) and case.status in Status._value2member_map_:
-        targets = TRANSITIONS[Status(case.status)] - {Status.CLOSED, Status.AWAITING_REPORTER}
+        # Closing needs an outcome, "waiting" comes with a question, "assigned" with a lawyer.
+        targets = TRANSITIONS[Status(case.status)] - {
+            Status.CLOSED,
+            Status.AWAITING_REPORTER,
+            Status.ASSIGNED,
+        }
         rows.append(
             [act(_(STATUS_LABELS[target]), f"st_{target.value}") for target in sorted(targets)]
         )

@@ -104,7 +104,7 @@ def _in_systemd_credentials(path: Path) -> bool:
     """systemd's credentials folder is readable only by the service, whatever the
     file's mode bits (which may show an ACL mask), so the check does not apply."""
     folder = os.environ.get("CREDENTIALS_DIRECTORY")
-    return bool(folder) and path.resolve().parent == Path(folder).resolve()
+    return folder is not None and path.resolve().parent == Path(folder).resolve()
 
 
 def load_key_file(path: Path) -> KeyMaterial:

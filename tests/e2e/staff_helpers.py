@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import uuid
 from collections.abc import Callable
 
 from sqlalchemy import select
@@ -15,7 +17,7 @@ from bot.intake.flow import CURRENT
 from bot.notifications import Notice, render_notice
 from bot.sandbox import Sandbox
 from bot.scripted_reporter import t
-from storage.models import Case, User
+from storage.models import Case, OutboxMessage, User
 from storage.repositories import CaseRepository, UserRepository
 from tests.canary import new_canary
 
@@ -30,13 +32,18 @@ def notice_text(notice: Notice, language: str) -> str:
 
 
 async def invite_token(sandbox: Sandbox, coordinator: SimulatedUser) -> str:
-    """Ask for an invitation with /invite and take the token out of the link shown."""
+    """Ask for an invitation with /invite and take the token out of the link shown.
+
+    Outbox notices may arrive after the answer, so the link is looked for in every
+    message that came after the command, not only in the last one.
+    """
+    seen = {message.message_id for message in coordinator.bot_messages()}
     await coordinator.send_command("/invite")
-    text = coordinator.last_text() or ""
     pattern = rf"https://t\.me/{re.escape(sandbox.server.bot_username)}\?start=([A-Za-z0-9_-]+)"
-    match = re.search(pattern, text)
-    assert match is not None, text
-    return match.group(1)
+    new = [m.body or "" for m in coordinator.bot_messages() if m.message_id not in seen]
+    tokens = [match.group(1) for body in new for match in re.finditer(pattern, body)]
+    assert len(tokens) == 1, new
+    return tokens[0]
 
 
 async def join_staff(sandbox: Sandbox, coordinator: SimulatedUser, user: SimulatedUser) -> User:
@@ -52,6 +59,12 @@ async def db_user(sandbox: Sandbox, telegram_id: int) -> User | None:
         return await UserRepository(session, sandbox.keyring).by_telegram_id(telegram_id)
 
 
+async def internal_id(sandbox: Sandbox, telegram_id: int) -> uuid.UUID:
+    found = await db_user(sandbox, telegram_id)
+    assert found is not None, telegram_id
+    return found.id
+
+
 async def db_case(sandbox: Sandbox, reference: str) -> Case:
     async with sandbox.sessionmaker() as session:
         case = await CaseRepository(session, sandbox.keyring).by_reference(reference)
@@ -60,7 +73,7 @@ async def db_case(sandbox: Sandbox, reference: str) -> Case:
 
 
 async def wait_for_text(
-    sandbox: Sandbox, user: SimulatedUser, expected: str, timeout: float = 10
+    sandbox: Sandbox, user: SimulatedUser, expected: str, seconds: float = 10
 ) -> None:
     """Wait until a bot message in ``user``'s chat reads exactly ``expected``."""
 
@@ -68,7 +81,7 @@ async def wait_for_text(
         return any(message.body == expected for message in user.bot_messages())
 
     try:
-        await sandbox.server.wait_for(arrived, timeout=timeout)
+        await sandbox.server.wait_for(arrived, timeout=seconds)
     except TimeoutError:
         seen = [message.body for message in user.bot_messages()]
         raise AssertionError(f"{expected!r} never arrived; chat shows {seen!r}") from None
@@ -122,4 +135,28 @@ async def assigned_case(
         await CaseService(session, sandbox.keyring, self_assign=True).assign(
             boss, reference, lawyer_row.id
         )
+    await drain_outbox(sandbox)  # the notices of joining and assigning are out of the way
     return reference, lawyer_row
+
+
+def wake_outbox(sandbox: Sandbox) -> None:
+    """After writing notices outside an update, as handlers do after committing."""
+    assert sandbox.dispatcher is not None
+    sandbox.dispatcher["background"].wake_outbox()
+
+
+async def drain_outbox(sandbox: Sandbox) -> None:
+    """Wait until the outbox has sent everything queued so far."""
+
+    async def waiting() -> int:
+        async with sandbox.sessionmaker() as session:
+            rows = await session.scalars(
+                select(OutboxMessage.id).where(OutboxMessage.state.in_(("pending", "sending")))
+            )
+            return len(rows.all())
+
+    for _ in range(200):
+        if not await waiting():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the outbox never drained")

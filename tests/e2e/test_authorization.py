@@ -9,7 +9,6 @@ be audited as a case view for them, and nothing of the case may reach their chat
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from sqlalchemy import select
@@ -17,8 +16,8 @@ from sqlalchemy import select
 from bot.cases.service import CaseService
 from bot.cases.workflow import Outcome, Status
 from bot.emulator import SimulatedUser
-from bot.sandbox import Sandbox
 from bot.notifications import Notice, NoticeKind
+from bot.sandbox import Sandbox
 from bot.scripted_reporter import ScriptedReporter, t
 from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, QueueNav, RevokeStaff
 from handlers.staff.render import staff_label
@@ -31,10 +30,13 @@ from tests.e2e.staff_helpers import (
     call_dump,
     calls_to,
     db_user,
+    drain_outbox,
+    internal_id,
     join_staff,
     notice_text,
     tr,
     wait_for_text,
+    wake_outbox,
 )
 
 OWNER_ID = 7_200_001  # the reporter of the case
@@ -88,23 +90,6 @@ async def _snapshot(sandbox: Sandbox) -> dict[str, list[tuple[Any, ...]]]:
     return found
 
 
-async def _drain_outbox(sandbox: Sandbox) -> None:
-    """Wait until the outbox has nothing left to send (so later rows are new ones)."""
-
-    async def pending() -> int:
-        async with sandbox.sessionmaker() as session:
-            rows = await session.scalars(
-                select(OutboxMessage.id).where(OutboxMessage.state.in_(("pending", "sending")))
-            )
-            return len(rows.all())
-
-    for _ in range(200):
-        if not await pending():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("the outbox never drained")
-
-
 def _forged_presses(reference: str, lawyer_ids: list[str], members: list[str]) -> list[str]:
     acts = ["open", "take", *(f"st_{status.value}" for status in Status)]
     acts += ["note", "ask", "close", "assign"]
@@ -141,21 +126,22 @@ async def test_outsiders_are_refused_every_staff_command_and_button(sandbox: San
     note, question, reply = new_canary("Note"), new_canary("Question"), new_canary("Reply")
     async with sandbox.sessionmaker.begin() as session:
         service = CaseService(session, sandbox.keyring, self_assign=True)
-        boss = await session.get(User, (await db_user(sandbox, COORDINATOR_ID)).id)  # type: ignore[union-attr]
+        boss = await session.get(User, await internal_id(sandbox, COORDINATOR_ID))
         a = await session.get(User, row_a.id)
-        owner_row = await session.get(User, (await db_user(sandbox, OWNER_ID)).id)  # type: ignore[union-attr]
+        owner_row = await session.get(User, await internal_id(sandbox, OWNER_ID))
         assert boss is not None and a is not None and owner_row is not None
         await service.assign(boss, reference, a.id)
         await service.add_note(a, reference, note)
         await service.ask_reporter(a, reference, question)
         await service.record_reply(owner_row, reference, reply)
-    sandbox.dispatcher["background"].wake_outbox()  # type: ignore[index]
+    wake_outbox(sandbox)
 
     # C is removed from the staff with the coordinator's /revoke button.
     await coordinator.send_command("/revoke")
     c_name = staff_label(row_c, "Comil @comil_law", tr("tg"))
     await coordinator.press(c_name)
-    assert (await db_user(sandbox, LAWYER_C_ID)).role is None  # type: ignore[union-attr]
+    revoked = await db_user(sandbox, LAWYER_C_ID)
+    assert revoked is not None and revoked.role is None
     assert any(
         call.ok and call.params.get("scope") == {"type": "chat", "chat_id": LAWYER_C_ID}
         for call in server.calls_for("deleteMyCommands")
@@ -169,20 +155,20 @@ async def test_outsiders_are_refused_every_staff_command_and_button(sandbox: San
     for user in attackers.values():
         await user.send_command("/help")  # a bot message to press forged buttons on
 
-    await _drain_outbox(sandbox)
+    await drain_outbox(sandbox)
     before = await _snapshot(sandbox)
     async with sandbox.sessionmaker() as session:
         last_seq = await session.scalar(select(AuditEntry.seq).order_by(AuditEntry.seq.desc()))
     mark = len(server.calls)
 
     staff_ids = [row_a.id.hex, row_b.id.hex, row_c.id.hex]
-    members = [row_a.id.hex, (await db_user(sandbox, COORDINATOR_ID)).id.hex]  # type: ignore[union-attr]
+    members = [row_a.id.hex, (await internal_id(sandbox, COORDINATOR_ID)).hex]
     unanswered: list[str] = []
     for name, user in attackers.items():
         for command in STAFF_COMMANDS + COORDINATOR_COMMANDS:
             args = reference if command in ("/case", "/assign", "/audit") else None
             await user.send_command(command, args)
-        own = (await db_user(sandbox, user.user_id)).id.hex  # type: ignore[union-attr]
+        own = (await internal_id(sandbox, user.user_id)).hex
         message_id = user.bot_messages()[-1].message_id
         for data in _forged_presses(reference, [*staff_ids, own], members):
             callback_id = await user.press_data(data, message_id)
@@ -191,11 +177,11 @@ async def test_outsiders_are_refused_every_staff_command_and_button(sandbox: San
             except AssertionError:
                 unanswered.append(f"{name}: {data}")
 
-    await _drain_outbox(sandbox)
+    await drain_outbox(sandbox)
     after = await _snapshot(sandbox)
     for table in before:
         assert after[table] == before[table], f"{table} changed"
-    attacker_rows = {(await db_user(sandbox, u.user_id)).id for u in attackers.values()}  # type: ignore[union-attr]
+    attacker_rows = {await internal_id(sandbox, user.user_id) for user in attackers.values()}
     async with sandbox.sessionmaker() as session:
         audited = (
             await session.scalars(select(AuditEntry).where(AuditEntry.seq > (last_seq or 0)))
@@ -236,7 +222,7 @@ async def test_a_revoked_lawyer_gets_no_more_replies_on_their_cases(sandbox: San
         await CaseService(session, sandbox.keyring, self_assign=True).ask_reporter(
             asking, reference, question
         )
-    sandbox.dispatcher["background"].wake_outbox()  # type: ignore[index]
+    wake_outbox(sandbox)
     asked = notice_text(Notice(NoticeKind.LAWYER_QUESTION, reference, text=question), "ru")
     await wait_for_text(sandbox, reporter, asked)
 
@@ -253,7 +239,7 @@ async def test_a_revoked_lawyer_gets_no_more_replies_on_their_cases(sandbox: San
         coordinator,
         notice_text(Notice(NoticeKind.REPORTER_REPLIED, reference, text=answer), "tg"),
     )
-    await _drain_outbox(sandbox)
+    await drain_outbox(sandbox)
     # ... but nothing of it reaches the revoked lawyer.
     leaked = [call.method for call in calls_to(sandbox, LAWYER_C_ID, since=mark)]
     assert not [m for m in leaked if m.startswith("send")], leaked

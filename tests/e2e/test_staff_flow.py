@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select, text
 
+from bot.cases import stats as case_stats
+from bot.cases.staff import staff_name
 from bot.cases.workflow import OUTCOME_LABELS, Outcome
 from bot.notifications import Notice, NoticeKind
 from bot.sandbox import Sandbox
 from bot.scripted_reporter import FULL_PLAN, ScriptedReporter, t
+from handlers.staff.callbacks import CaseAct, QueueNav
 from handlers.staff.menu import LAWYER_COMMANDS
+from storage.audit import verify_chain
 from storage.crypto import FieldContext
-from storage.models import AuditEntry, CaseEvent, CaseMessage, Invite, utcnow
+from storage.models import AuditEntry, CaseEvent, CaseMessage, Invite, OutboxMessage, utcnow
 from storage.repositories import CaseRepository
 from tests.canary import new_canary
 from tests.e2e.conftest import COORDINATOR_ID
+from tests.e2e.helpers import assert_no_errors
 from tests.e2e.staff_helpers import (
     assigned_case,
     call_dump,
@@ -21,7 +27,10 @@ from tests.e2e.staff_helpers import (
     db_case,
     db_user,
     invite_token,
+    join_staff,
     notice_text,
+    seed_case,
+    tr,
     wait_for_text,
 )
 
@@ -214,6 +223,31 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
     assert times == sorted(times)
     assert case.created_at <= times[0] and times[-1] <= utcnow()
 
+    # The coordinator's view of it: who did what, and the anonymous figures.
+    await coordinator.send_command("/audit", reference)
+    lines = (coordinator.last_text() or "").splitlines()
+    assert lines[0] == t("Audit trail of {reference}:", "tg").format(reference=reference)
+    boss, someone = staff_name(sandbox.keyring, coordinator_row), t("reporter", "tg")
+    assert [line.split(" · ", 1)[1] for line in lines[1:]] == [
+        f"{boss} · case_assign",
+        f"{LAWYER_NAME} · case_view",
+        f"{LAWYER_NAME} · status_change",
+        f"{LAWYER_NAME} · question_ask",
+        f"{someone} · status_change",
+        f"{someone} · reply_received",
+        f"{LAWYER_NAME} · status_change",
+    ]
+    await coordinator.send_command("/stats")
+    async with sandbox.sessionmaker() as session:
+        figures = await case_stats.compute(session, sandbox.keyring)
+    assert figures.total == 1 and dict(figures.by_outcome) == {"representation": 1}
+    text_message, chart = coordinator.bot_messages()[-2:]
+    assert text_message.body == case_stats.render_text(figures, tr("tg"))
+    assert chart.kind == "photo" and chart.file_id is not None
+    assert server.file_bytes(chart.file_id).startswith(b"\x89PNG")
+    report = await verify_chain(sandbox.sessionmaker, sandbox.keyring)
+    assert report.intact and report.entries > len(lines)
+
 
 async def _messages_on(sandbox: Sandbox, reference: str) -> list[str]:
     case = await db_case(sandbox, reference)
@@ -243,3 +277,78 @@ async def test_a_command_while_writing_is_a_command_not_a_message(sandbox: Sandb
     assert (await db_case(sandbox, reference)).status == "assigned"
     sent = [call_dump(call) for call in calls_to(sandbox, reporter.user_id, since=mark)]
     assert not any("/mine" in dump or "ordinary text" in dump for dump in sent)
+
+
+async def test_a_new_case_cannot_be_marked_assigned_without_a_lawyer(sandbox: Sandbox) -> None:
+    coordinator = sandbox.user(COORDINATOR_ID)
+    reporter = sandbox.user(REPORTER_ID)
+    reference = await seed_case(sandbox, REPORTER_ID, {"account": new_canary("Account")})
+    await coordinator.send_command("/case", reference)
+    labels = [label for row in coordinator.buttons() for label in row]
+    assert t("Assign to a lawyer", "tg") in labels
+    assert t("assigned", "tg") not in labels
+
+    mark = len(sandbox.server.calls)
+    message_id = coordinator.bot_messages()[-1].message_id
+    await coordinator.press_data(CaseAct(reference=reference, act="st_assigned").pack(), message_id)
+    case = await db_case(sandbox, reference)
+    assert (case.status, case.assignee_id) == ("new", None)
+    assert t("This change of status is not possible now.", "tg") in [
+        answer.text for answer in coordinator.answered_callbacks()
+    ]
+    # Nothing was queued for the reporter (who would have read "a lawyer has been assigned").
+    reporter_row = await db_user(sandbox, reporter.user_id)
+    assert reporter_row is not None
+    async with sandbox.sessionmaker() as session:
+        told = await session.scalars(
+            select(OutboxMessage.id).where(OutboxMessage.recipient_id == reporter_row.id)
+        )
+        assert told.all() == []
+    assert not [
+        call
+        for call in calls_to(sandbox, reporter.user_id, since=mark)
+        if call.method == "sendMessage"
+    ]
+
+
+async def test_queue_pages_urgent_first(sandbox: Sandbox, caplog: pytest.LogCaptureFixture) -> None:
+    coordinator = sandbox.user(COORDINATOR_ID)
+    references = [
+        await seed_case(sandbox, REPORTER_ID + index, {"account": "—"}, urgent=index == 6)
+        for index in range(7)
+    ]
+    await coordinator.send_command("/queue")
+    first = coordinator.last_bot_message()
+    assert first is not None and first.body is not None
+    assert f"{t('Queue', 'tg')} (1/2)" in first.body
+    page_one = first.body
+    assert page_one.index(references[6]) < page_one.index(references[0])  # urgent on top
+    await coordinator.press("▶")
+    second = coordinator.last_bot_message()
+    assert second is not None and second.message_id == first.message_id  # edited in place
+    assert "(2/2)" in (second.body or "")
+    shown = page_one + (second.body or "")
+    assert all(reference in shown for reference in references)
+    # The same page twice (a double tap): nothing breaks.
+    for _ in range(2):
+        await coordinator.press_data(QueueNav(mine=False, page=1).pack(), second.message_id)
+    assert "(2/2)" in (coordinator.last_text() or "")
+    assert_no_errors(caplog)
+
+
+async def test_a_lawyer_keeps_the_staff_menu_after_changing_the_language(
+    sandbox: Sandbox,
+) -> None:
+    coordinator = sandbox.user(COORDINATOR_ID)
+    lawyer = sandbox.user(LAWYER_ID, first_name="Nodira")
+    await join_staff(sandbox, coordinator, lawyer)
+    await lawyer.send_command("/language")
+    await lawyer.press("Русский")
+    menus = [
+        call
+        for call in sandbox.server.calls_for("setMyCommands")
+        if call.params.get("scope") == {"type": "chat", "chat_id": LAWYER_ID}
+    ]
+    assert [command["command"] for command in menus[-1].params["commands"]] == [
+        name for name, _ in LAWYER_COMMANDS
+    ]
