@@ -53,10 +53,15 @@ async def press_answer(
         # Ticking an option only redraws the buttons of the same message.
         await save(state, intake)
         screen = question_screen(intake, question, _)
-        try:
-            await query.message.edit_reply_markup(reply_markup=screen.markup)  # type: ignore[union-attr]
-        except TelegramBadRequest:
-            await show_current(bot, settings, state, chat_id, intake)
+        # A message that is too old or deleted arrives as an InaccessibleMessage,
+        # which cannot be edited: the question is then shown anew.
+        if isinstance(query.message, Message):
+            try:
+                await query.message.edit_reply_markup(reply_markup=screen.markup)
+                return
+            except TelegramBadRequest:
+                pass
+        await show_current(bot, settings, state, chat_id, intake)
         return
     await show_current(bot, settings, state, chat_id, intake)
 
