@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.config import RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
 from storage.crypto import KeyRing
+from storage.crypto.keyfile import KeyFileError
 from storage.db import create_engine, create_sessionmaker, migrate
 from storage.keys import ensure_key_file
 
@@ -50,12 +51,29 @@ class Runtime:
 
 @asynccontextmanager
 async def open_runtime(settings: Settings, *, create_keys: bool = False) -> AsyncIterator[Runtime]:
-    keyring = open_keyring(settings, create=create_keys)
     engine = create_engine(settings.database_dsn())
     try:
+        if create_keys and not settings.key_file.exists() and await holds_data(engine):
+            raise KeyFileError(
+                f"key file {settings.key_file} is missing, but the database already holds "
+                "data that only that key can read: restore the key file from its backup"
+            )
+        keyring = open_keyring(settings, create=create_keys)
         yield Runtime(settings, keyring, engine, create_sessionmaker(engine))
     finally:
         await engine.dispose()
+
+
+async def holds_data(engine: AsyncEngine) -> bool:
+    """Whether the database has users or cases (so its key file must already exist)."""
+    from sqlalchemy import inspect, text
+
+    async with engine.connect() as conn:
+        tables = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+        for table in ("users", "cases"):
+            if table in tables and await conn.scalar(text(f"SELECT 1 FROM {table} LIMIT 1")):  # noqa: S608
+                return True
+    return False
 
 
 async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:

@@ -156,3 +156,21 @@ def test_key_file_readable_by_others_is_refused_by_the_cli(tmp_path: Path) -> No
 def test_main_returns_2_in_process_without_token(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["run"]) == 2
     assert "INTAKE_BOT_TOKEN" in capsys.readouterr().err
+
+
+def test_run_refuses_a_new_key_file_for_a_database_with_data(tmp_path: Path) -> None:
+    """A key file lost (say, on tmpfs after a reboot) must not be silently replaced."""
+    assert _cli("migrate", cwd=tmp_path).returncode == 0
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "data" / "intake.db") as db:
+        db.execute(
+            "INSERT INTO users (id, tg_index, chat_sealed, role, banned, created_at, updated_at)"
+            " VALUES ('00000000000040008000000000000001', x'00', x'00', NULL, 0,"
+            " '2026-01-01 00:00:00', '2026-01-01 00:00:00')"
+        )
+    (tmp_path / "data" / "keys.json").unlink()
+    result = _cli("migrate", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "restore the key file" in result.stderr
+    assert not (tmp_path / "data" / "keys.json").exists()

@@ -1,5 +1,9 @@
-"""Security features end to end: flood control, bans, /forget, the intake circuit
-breaker, the daily limit and protect_content, on SQLite and PostgreSQL."""
+"""Security features end to end, on SQLite and PostgreSQL: the risk notice, flood
+control, bans, /forget, the intake circuit breaker, the daily limit and
+protect_content; plus a known limit of the audit chain.
+
+The threat model (docs/threat-model.md) cites these tests by name.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from bot.emulator import SimulatedUser
 from bot.flood import SLOW_DOWN, FloodControl, UpdateDeduplicator
@@ -19,6 +23,8 @@ from bot.scripted_reporter import FULL_PLAN, ScriptedReporter, t
 from bot.text import N_
 from handlers.reporter.callbacks import LanguageChoice
 from handlers.reporter.replies import ReplyButton
+from storage import audit
+from storage.audit import verify_chain
 from storage.crypto import KeyRing
 from storage.models import AuditEntry, Case, FsmRecord, KeyWrap, User, utcnow
 from storage.repositories import CaseRepository, UserRepository
@@ -137,6 +143,28 @@ class FakeClock:
 
     def __call__(self) -> float:
         return self.now
+
+
+# --- honesty about Telegram ----------------------------------------------------------
+
+RISKS = N_(
+    "Please know the risks: Telegram chats with bots are not end-to-end "
+    "encrypted, so Telegram can see what is written here. We store your "
+    "report encrypted, and the bot deletes your answers from this chat as "
+    "you go. When you finish, delete this chat and set a passcode on "
+    "Telegram (Settings → Privacy and Security)."
+)
+
+
+async def test_reporters_are_told_that_telegram_sees_the_chat(sandbox: Sandbox) -> None:
+    user = sandbox.user(739_001)
+    await user.send_command("/start")
+    await user.press("Русский")
+    intro = user.last_text() or ""
+    assert t(RISKS, "ru") in intro
+    assert t(RISKS, "ru") != RISKS  # the Russian text, not the English fallback
+    # Before any question is asked.
+    assert t(N_("Continue"), "ru") in [label for row in user.buttons() for label in row]
 
 
 # --- flood control --------------------------------------------------------------------
@@ -281,8 +309,8 @@ async def test_a_banned_reporter_gets_only_neutral_replies_and_nothing_is_stored
     assert await count_rows(sandbox, Case) == 1
     row = await user_row(sandbox, user.user_id)
     assert row is not None and row.language == "ru"
-    # The chat kept only the receipt and the neutral replies.
-    assert user.visible_messages()[0] == receipt
+    # The bot's side of the chat: the receipt and the neutral replies, nothing else.
+    assert [m.body for m in user.bot_messages()] == [receipt.body] + [NEUTRAL_REPLY] * 3
 
 
 # --- /forget --------------------------------------------------------------------------
@@ -342,6 +370,13 @@ async def test_forget_disconnects_the_reporter_but_the_case_stays_readable(
     view = "\n".join(m.body or "" for m in lawyer.bot_messages())
     assert t(DISCONNECTED, STAFF_LANGUAGE) in view
     assert plan["account"] in view
+
+    # Nothing links the case to the person any more, so nobody can be banned through it.
+    coordinator = sandbox.user(COORDINATOR_ID)
+    await coordinator.send_command("/ban", reference)
+    assert coordinator.last_text() == t(
+        N_("The person behind this case cannot be blocked."), STAFF_LANGUAGE
+    )
 
 
 async def test_forget_and_withdraw_shreds_only_the_cases_no_lawyer_has_taken(
@@ -424,6 +459,26 @@ async def test_forget_and_withdraw_shreds_only_the_cases_no_lawyer_has_taken(
     assert stats_after.total == 2
     assert stats_after.by_region["gbao"] == 1
     assert stats_after.by_outcome["withdrawn"] == 1
+
+
+# --- the audit log: a known limit -----------------------------------------------------
+
+
+async def test_known_limit_the_audit_chain_does_not_notice_its_newest_entries_cut_off(
+    database: Database, keyring: KeyRing
+) -> None:
+    async with database.sessionmaker.begin() as session:
+        for action in ("case_view", "case_assign", "case_view", "stats_view"):
+            await audit.record(session, keyring, action, actor_id=None)
+    async with database.sessionmaker.begin() as session:
+        await session.execute(delete(AuditEntry).where(AuditEntry.seq >= 3))
+    # Cutting the tail leaves a shorter chain that still verifies ...
+    report = await verify_chain(database.sessionmaker, keyring)
+    assert (report.intact, report.entries) == (True, 2)
+    # ... while a gap anywhere before the end is caught.
+    async with database.sessionmaker.begin() as session:
+        await session.execute(delete(AuditEntry).where(AuditEntry.seq == 1))
+    assert not (await verify_chain(database.sessionmaker, keyring)).intact
 
 
 # --- the intake circuit breaker and the daily limit ----------------------------------
