@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     rate_window_seconds: float = Field(default=10.0, gt=0)
     intake_per_minute: int = Field(default=30, ge=0)
     retention_days: int = Field(default=180, ge=1)
+    # Telegram's Bot API lets bots download files up to 20 MB (more only with a
+    # self-hosted Bot API server); evidence larger than this is refused.
+    max_download_mb: int = Field(default=20, ge=1, le=2000)
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
@@ -90,6 +93,10 @@ class Settings(BaseSettings):
             if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
                 raise ValueError("INTAKE_WEBHOOK_SECRET: required when INTAKE_MODE=webhook")
         return self
+
+    @property
+    def max_download_bytes(self) -> int:
+        return self.max_download_mb * 1024 * 1024
 
     @property
     def draft_ttl_seconds(self) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any, ClassVar
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
@@ -10,24 +11,53 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import BaseEventIsolation
 from aiogram.fsm.storage.memory import SimpleEventIsolation
+from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.background import BackgroundTasks
 from bot.config import Settings
 from bot.flood import FloodControl, UpdateDeduplicator
 from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
-from bot.logs import UpdateLogMiddleware, log_update_error
+from bot.logs import UpdateLogMiddleware
 from bot.middlewares import DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
 from handlers import build_root_router
+from handlers.common.errors import on_error
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
+
+
+class BotApiSession(AiohttpSession):
+    """aiohttp session that keeps aiogram's parametrised response models alive.
+
+    aiogram validates every Bot API answer with ``Response[method.__returning__]``.
+    Pydantic caches parametrised generic models only through weak references, so
+    the class dies between calls and is rebuilt (10-30 ms of CPU for
+    ``Response[Message]``) for about one call in three: the largest single cost
+    of an update in the benchmarks (docs/performance.md). Holding one strong
+    reference per return type, for the life of the process, makes each lookup a
+    cache hit; there are a few dozen return types at most.
+    """
+
+    _response_models: ClassVar[dict[Any, Any]] = {}
+
+    def check_response(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        status_code: int,
+        content: str,
+    ) -> Response[TelegramType]:
+        returning = method.__returning__
+        if returning not in self._response_models:
+            self._response_models[returning] = Response[returning]  # type: ignore[valid-type]
+        return super().check_response(bot, method, status_code, content)
 
 
 def create_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("INTAKE_BOT_TOKEN is not set")
-    session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    session = BotApiSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
     # protect_content on everything: what the bot shows cannot be forwarded
     # or saved from the official apps (a camera still can).
     return Bot(
@@ -69,7 +99,7 @@ def create_dispatcher(
     )
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)
-    dispatcher.errors.register(log_update_error)
+    dispatcher.errors.register(on_error)
 
     background = BackgroundTasks(settings, sessionmaker, keyring, i18n, storage, outbox_policy)
     dispatcher.startup.register(background.on_startup)

@@ -32,6 +32,7 @@ class NoticeKind(StrEnum):
     NEW_CASE = "new_case"  # to coordinators
     ASSIGNED_TO_YOU = "assigned_to_you"  # to the lawyer
     REPORTER_REPLIED = "reporter_replied"  # to the lawyer, with the reply
+    REPORTER_SENT_FILE = "reporter_file"  # to the lawyer: a file in reply, no content
     LAWYER_ASSIGNED = "lawyer_assigned"  # to the reporter
     STATUS_CHANGED = "status_changed"  # to the reporter
     LAWYER_QUESTION = "lawyer_question"  # to the reporter, with the question
@@ -69,6 +70,10 @@ _TEMPLATES: dict[NoticeKind, str] = {
         "Case {reference} has been assigned to you. Open it with /case {reference}"
     ),
     NoticeKind.REPORTER_REPLIED: N_("The reporter of case {reference} replied:\n\n{text}"),
+    NoticeKind.REPORTER_SENT_FILE: N_(
+        "The reporter of case {reference} sent a file. Open the case to receive it: "
+        "/case {reference}"
+    ),
     NoticeKind.LAWYER_ASSIGNED: N_(
         "A lawyer has been assigned to your report {reference}. You will be told here "
         "when there is news."

@@ -21,7 +21,16 @@ from bot.cases.stats import archive_case
 from bot.notifications import Notice, NoticeKind, enqueue
 from storage import audit
 from storage.crypto import KeyRing
-from storage.models import Case, CaseEvent, CaseMessage, KeyWrap, OutboxMessage, User, utcnow
+from storage.models import (
+    Case,
+    CaseEvent,
+    CaseMessage,
+    EvidenceFile,
+    KeyWrap,
+    OutboxMessage,
+    User,
+    utcnow,
+)
 from storage.repositories import CaseRepository
 
 log = logging.getLogger("intake.retention")
@@ -64,6 +73,7 @@ async def shred_case(session: AsyncSession, keyring: KeyRing, case: Case, *, rea
             await archive_case(session, case, answers)
     await session.execute(delete(KeyWrap).where(KeyWrap.case_id == case.id))
     await session.execute(delete(CaseMessage).where(CaseMessage.case_id == case.id))
+    await session.execute(delete(EvidenceFile).where(EvidenceFile.case_id == case.id))
     case.shredded_at = now
     case.reporter_index = None
     case.reporter_chat_sealed = None

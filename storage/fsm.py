@@ -20,6 +20,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose
+from storage.evidence import delete_expired_drafts
 from storage.models import FsmRecord, utcnow
 from storage.unit_of_work import transaction
 
@@ -59,6 +60,10 @@ class EncryptedFSMStorage(BaseStorage):
         record = await session.get(FsmRecord, index)
         if record is None:
             return None, {}
+        # The session's identity map holds rows weakly: without this reference the
+        # row read by get_data() is gone by the time the handler saves, and
+        # set_state() selects it again. Kept for the session (one update) only.
+        session.info.setdefault("fsm_records", {})[index] = record
         if record.expires_at <= utcnow():
             await session.delete(record)
             await session.flush()
@@ -148,6 +153,8 @@ class EncryptedFSMStorage(BaseStorage):
             result = await session.execute(
                 delete(FsmRecord).where(FsmRecord.expires_at <= (now or utcnow()))
             )
+            # Evidence files of drafts that were never sent go with them.
+            await delete_expired_drafts(session, now)
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def idle_drafts(self, idle_for: timedelta) -> list[tuple[bytes, dict[str, Any]]]:

@@ -118,6 +118,11 @@ class Case(Base):
     )
 
 
+# The staff queue's order (urgent first, then oldest) with the status: a page of
+# /queue is read off this index instead of sorting every open case.
+Index("ix_cases_queue_order", Case.urgent.desc(), Case.created_at, Case.id, Case.status)
+
+
 class CaseEvent(Base):
     """A step of the workflow: who moved the case where, and when. No content."""
 
@@ -250,3 +255,25 @@ class StatsArchive(Base):
     dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EvidenceFile(Base):
+    """A file the reporter sent (photo, document, voice...), sealed under the case's data key.
+
+    No foreign key to ``cases``: before submission the case does not exist yet
+    (the draft holds its future id and data key). Drafts' files expire.
+    """
+
+    __tablename__ = "evidence_files"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    case_id: Mapped[uuid.UUID] = mapped_column(Uuid, index=True)
+    submitted: Mapped[bool] = mapped_column(Boolean, default=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Only for files of a draft: deleted after this time unless submitted.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # SHA-256 of the bytes as received (custody); reveals nothing without the file.
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    blob_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    # JSON: kind, original file name, MIME type, size, caption.
+    meta_sealed: Mapped[bytes] = mapped_column(LargeBinary)

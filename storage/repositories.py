@@ -90,9 +90,13 @@ class CaseRepository:
         contact_consent: bool,
         reporter_index: bytes,
         reporter_chat_id: int,
+        case_id: uuid.UUID | None = None,
+        data_key: DataKey | None = None,
     ) -> Case:
-        case_id = uuid.uuid4()
-        data_key = DataKey.generate()
+        """A new case; ``case_id`` and ``data_key`` come from a draft whose evidence
+        files are already sealed under them, otherwise they are new."""
+        case_id = case_id or uuid.uuid4()
+        data_key = data_key or DataKey.generate()
         case = Case(
             id=case_id,
             reference=await self._unused_reference(),

@@ -74,7 +74,7 @@ def is_clean(text: str) -> bool:
 
 
 def test_definition_is_valid_and_phone_sized() -> None:
-    assert Q.version == "2026-11.1"
+    assert Q.version == "2026-11.2"
     assert 18 <= len(Q) <= 30
     ids = [item.id for item in Q.questions]
     assert len(ids) == len(set(ids))

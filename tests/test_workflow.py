@@ -151,6 +151,8 @@ LAWYER_ON_OWN = {
     Action.CLOSE,
     # The assigned lawyer is warned before a closed case is shredded (/extend).
     Action.EXTEND_RETENTION,
+    # Evidence files go to the assigned lawyer only, not to one who may merely view.
+    Action.GET_EVIDENCE,
 }
 #: What a lawyer may do, by their relation to the case (``self_assign`` on / off).
 #: Every Action not listed (assigning, statistics, the audit trail, staff, bans) is

@@ -27,6 +27,9 @@ class Action(StrEnum):
     MANAGE_STAFF = "manage_staff"
     EXTEND_RETENTION = "extend_retention"
     BAN_REPORTER = "ban_reporter"
+    # Receive an evidence file (decrypted and sent into the chat): the assigned
+    # lawyer or a coordinator only, never a lawyer who merely may view the case.
+    GET_EVIDENCE = "get_evidence"
 
 
 COORDINATOR_ONLY = frozenset(
@@ -41,6 +44,7 @@ ON_OWN_CASES = frozenset(
         Action.ASK_REPORTER,
         Action.CLOSE,
         Action.EXTEND_RETENTION,
+        Action.GET_EVIDENCE,
     }
 )
 

@@ -357,6 +357,32 @@ class CaseService:
                 enqueue(self.session, self.keyring, coordinator, notice)
         return case
 
+    async def reply_case(self, reporter: User, reference: str) -> Case:
+        """The reporter's own open case, to reply to (text or a file)."""
+        normal = normalise_reference(reference)
+        case = await self.cases.by_reference(normal) if normal else None
+        if (
+            case is None
+            or case.reporter_index != reporter.tg_index
+            or case.status == Status.CLOSED.value
+            or case.shredded_at is not None
+        ):
+            raise AccessDenied
+        return case
+
+    async def record_file_reply(self, reporter: User, case: Case) -> None:
+        """The reporter sent a file in reply (already stored as evidence of ``case``)."""
+        if case.status == Status.AWAITING_REPORTER.value:
+            await self._transition(reporter, case, Status.IN_PROGRESS)
+        await self._audit(reporter, "evidence_received", case)
+        notice = Notice(NoticeKind.REPORTER_SENT_FILE, case.reference)
+        lawyer = await self.session.get(User, case.assignee_id) if case.assignee_id else None
+        if lawyer is not None and self.allowed(lawyer, Action.VIEW_CASE, case):
+            enqueue(self.session, self.keyring, lawyer, notice)
+        else:
+            for coordinator in await coordinators(self.session):
+                enqueue(self.session, self.keyring, coordinator, notice)
+
     async def extend_retention(self, actor: User, reference: str, reason: str) -> Case:
         """Keep a closed case longer than the retention period; the reason is sealed."""
         from bot.retention import EXTENSION, deadline

@@ -79,20 +79,23 @@ async def compute(session: AsyncSession, keyring: KeyRing) -> Stats:
         .where(Case.stats_consent.is_(True), Case.shredded_at.is_(None))
         .execution_options(yield_per=2000)
     )
-    async for case_id, status, urgent, created, first_action, outcome, sealed, wrapped in rows:
-        try:
-            data_key = keyring.unwrap_data_key(
-                wrapped, FieldContext("key_wraps", f"wrapped:{SYSTEM_HOLDER}", case_id)
-            )
-            answers = json.loads(
-                data_key.open(sealed, FieldContext("cases", "answers_sealed", case_id))
-            )
-        except (DecryptionError, ValueError):
-            continue
-        for dimension, key in _facets(status, urgent, created, outcome, answers):
-            _add(stats, dimension, key, 1)
-        if first_action is not None:
-            stats.first_action_hours.append((first_action - created).total_seconds() / 3600)
+    # A partition at a time: iterating the AsyncResult row by row costs a greenlet
+    # switch per row, a third of the fetch time at 100k cases (docs/performance.md).
+    async for partition in rows.partitions():
+        for case_id, status, urgent, created, first_action, outcome, sealed, wrapped in partition:
+            try:
+                data_key = keyring.unwrap_data_key(
+                    wrapped, FieldContext("key_wraps", f"wrapped:{SYSTEM_HOLDER}", case_id)
+                )
+                answers = json.loads(
+                    data_key.open(sealed, FieldContext("cases", "answers_sealed", case_id))
+                )
+            except (DecryptionError, ValueError):
+                continue
+            for dimension, key in _facets(status, urgent, created, outcome, answers):
+                _add(stats, dimension, key, 1)
+            if first_action is not None:
+                stats.first_action_hours.append((first_action - created).total_seconds() / 3600)
     for row in await session.scalars(select(StatsArchive)):
         _add(stats, row.dimension, row.key, row.count)
     return stats

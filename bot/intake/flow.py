@@ -6,6 +6,9 @@ Pure functions over :class:`IntakeState`; the handlers load it from the
 
 from __future__ import annotations
 
+import base64
+import binascii
+import uuid
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -27,12 +30,15 @@ from bot.questionnaire import (
     finish_multi,
     first_question,
     first_unanswered,
+    is_evidence_id,
+    is_evidence_list,
     is_relevant,
     next_question,
     previous_question,
     set_answer,
     toggle_multi,
 )
+from storage.crypto import DataKey
 
 CURRENT = QUESTIONNAIRE_V1
 MAX_TRACKED_MESSAGES = 400
@@ -69,15 +75,34 @@ class IntakeState:
     selection: list[str] = field(default_factory=list)
     # Message ids to delete from the chat once what they carried is stored.
     trail: list[int] = field(default_factory=list)
+    # Created when the first evidence file arrives: the future case's id and data
+    # key. The files are sealed under this key in `evidence_files`; the key exists
+    # only here (sealed FSM data) until the case is created with it.
+    case_id: uuid.UUID | None = None
+    data_key: DataKey | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "phase": self.phase.value,
             "consent": [self.consent.store, self.consent.contact, self.consent.stats],
             "draft": self.draft.to_dict(),
             "selection": list(self.selection),
             "trail": list(self.trail),
         }
+        if self.case_id is not None and self.data_key is not None:
+            data["case"] = {
+                "id": self.case_id.hex,
+                "key_id": self.data_key.key_id,
+                "key": base64.b64encode(self.data_key.key).decode("ascii"),
+            }
+        return data
+
+    def case_key(self) -> tuple[uuid.UUID, DataKey]:
+        """The future case's id and data key, created on first use."""
+        if self.case_id is None or self.data_key is None:
+            self.case_id = uuid.uuid4()
+            self.data_key = DataKey.generate()
+        return self.case_id, self.data_key
 
     @classmethod
     def from_dict(cls, data: object) -> IntakeState:
@@ -95,7 +120,10 @@ class IntakeState:
         consent = Consent(*(flag is True for flag in flags)) if flags else Consent()
         selection = data.get("selection")
         trail = data.get("trail")
+        case_id, data_key = _case_key_from(data.get("case"))
         return cls(
+            case_id=case_id,
+            data_key=data_key,
             phase=phase,
             consent=consent,
             draft=Draft.from_dict(data.get("draft"), CURRENT),
@@ -124,6 +152,20 @@ class IntakeState:
         doomed = [i for i in self.trail if i != keep]
         self.trail = [keep] if keep is not None and keep in self.trail else []
         return doomed
+
+
+def _case_key_from(raw: object) -> tuple[uuid.UUID | None, DataKey | None]:
+    if not isinstance(raw, dict):
+        return None, None
+    try:
+        case_id = uuid.UUID(hex=str(raw["id"]))
+        key_id = raw["key_id"]
+        key = base64.b64decode(str(raw["key"]), validate=True)
+    except (KeyError, ValueError, binascii.Error):
+        return None, None
+    if not isinstance(key_id, str) or not 0 < len(key_id) < 64 or len(key) != 32:
+        return None, None
+    return case_id, DataKey(key_id=key_id, key=key)
 
 
 def questionnaire_for(version: str | None) -> Questionnaire:
@@ -199,6 +241,13 @@ def press_option(state: IntakeState, question: Question, code: str) -> RejectRea
     Returns why the press was refused (forged, stale, or Skip on a required
     question), or None when the state changed.
     """
+    if code == "_done" and question.type is QuestionType.FILES:
+        # Done without any file is the same as Skip.
+        received = state.draft.answers.get(question.id)
+        if is_evidence_list(received):
+            answer(state, question, list(received))
+            return None
+        code = SKIPPED
     if code == "_done":
         if question.type is not QuestionType.MULTI:
             return RejectReason.INVALID_CHOICE
@@ -216,6 +265,34 @@ def press_option(state: IntakeState, question: Question, code: str) -> RejectRea
         return None
     answer(state, question, result.value)
     return None
+
+
+def add_evidence(state: IntakeState, question: Question, evidence_id: str) -> bool:
+    """A file received on the current question: a files question collects it and
+    stays (Done moves on); a text question that accepts voice takes it as the answer."""
+    if not is_evidence_id(evidence_id):
+        return False
+    if question.type is QuestionType.FILES:
+        received = state.draft.answers.get(question.id)
+        files = list(received) if is_evidence_list(received) else []
+        if evidence_id not in files:
+            files.append(evidence_id)
+        if not is_evidence_list(files):
+            return False
+        answers = set_answer(state.draft.answers, question.id, files)
+        state.draft = replace(state.draft, answers=answers)
+        return True
+    if question.accepts_voice:
+        answer(state, question, {"evidence": evidence_id})
+        return True
+    return False
+
+
+def received_files(state: IntakeState, question: Question) -> list[str]:
+    received = state.draft.answers.get(question.id)
+    return (
+        list(received) if question.type is QuestionType.FILES and is_evidence_list(received) else []
+    )
 
 
 def go_back(state: IntakeState) -> bool:

@@ -8,8 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.intake.flow import IntakeState, questionnaire_for
 from bot.notifications import Notice, NoticeKind, coordinators, enqueue
-from bot.questionnaire import clear_hidden, is_urgent
+from bot.questionnaire import clear_hidden, drop_missing_evidence, evidence_ids, is_urgent
 from storage.crypto import KeyRing
+from storage.evidence import EvidenceRepository
 from storage.models import Case, User, utcnow
 from storage.repositories import CaseRepository
 
@@ -47,6 +48,10 @@ async def submit_report(
     ):
         raise IntakePaused
     answers = clear_hidden(q, intake.draft.answers)
+    evidence = EvidenceRepository(session)
+    if intake.case_id is not None:
+        # A draft file may have expired meanwhile: its reference goes, not the report.
+        answers = drop_missing_evidence(q, answers, await evidence.existing_ids(intake.case_id))
     urgent = is_urgent(q, answers)
     case = await cases.create(
         answers=answers,
@@ -56,7 +61,12 @@ async def submit_report(
         contact_consent=intake.consent.contact,
         reporter_index=reporter.tg_index,
         reporter_chat_id=reporter_chat_id,
+        case_id=intake.case_id if intake.data_key is not None else None,
+        data_key=intake.data_key if intake.case_id is not None else None,
     )
+    if intake.case_id is not None:
+        # Files referred to by the answers become the case's; the rest are deleted.
+        await evidence.submit(case.id, evidence_ids(q, answers))
     notice = Notice(NoticeKind.NEW_CASE, case.reference, urgent=urgent)
     for coordinator in await coordinators(session):
         enqueue(session, keyring, coordinator, notice)

@@ -1,4 +1,4 @@
-"""The intake questionnaire, version 2026-11.1.
+"""The intake questionnaire, version 2026-11.2.
 
 A phone-sized subset of docs questionnaire-fields.md (Istanbul Protocol based).
 Consent is asked separately, before this. Prompts speak to the reporter and stay
@@ -27,7 +27,7 @@ _SKIP_HINT: Final = N_("If you prefer not to answer, press Skip.")
 _CHOOSE_ALL: Final = N_("Choose all that apply, then press Done.")
 
 QUESTIONNAIRE_V1: Final = Questionnaire(
-    version="2026-11.1",
+    version="2026-11.2",
     questions=(
         # --- reporter -------------------------------------------------------
         Question(
@@ -255,6 +255,8 @@ QUESTIONNAIRE_V1: Final = Questionnaire(
             ),
             max_length=3000,
             allow_dont_know=False,
+            # A voice message is kept as evidence; the answer refers to it.
+            accepts_voice=True,
         ),
         Question(
             id="purpose",
@@ -317,6 +319,21 @@ QUESTIONNAIRE_V1: Final = Questionnaire(
                 Option("witnesses", N_("Witnesses")),
                 Option("none", N_("Nothing yet"), exclusive=True),
             ),
+        ),
+        Question(
+            id="evidence_files",
+            type=QuestionType.FILES,
+            section=Section.CONSEQUENCES,
+            prompt=N_(
+                "If you have photos, documents, voice messages or audio recordings, you can "
+                "send them here, one or several. Then press Done."
+            ),
+            hint=N_(
+                "A photo sent the ordinary way loses its location and time data. A photo "
+                'sent "as a file" keeps them: this can help the lawyer, but it also shows '
+                "where and when it was taken. If you have no files, press Skip."
+            ),
+            allow_dont_know=False,
         ),
         # --- legal ----------------------------------------------------------
         Question(

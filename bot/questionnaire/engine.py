@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 from bot.questionnaire.dates import is_valid_date_value, parse_date, today_in_tajikistan
 from bot.questionnaire.model import (
@@ -41,6 +41,9 @@ _LINE_BREAKS: Final = str.maketrans({"\r": "\n", "\x85": "\n", "\u2028": "\n", "
 _DIGITS_RE: Final = re.compile(r"[0-9]+", re.ASCII)
 _MAX_NUMBER_DIGITS: Final = 9
 _MAX_NUMBER_INPUT: Final = 40
+# Evidence ids are UUIDs as 32 lowercase hex characters (evidence_files.id).
+EVIDENCE_ID_RE: Final = re.compile(r"[0-9a-f]{32}", re.ASCII)
+MAX_EVIDENCE_FILES: Final = 20
 
 
 # --- visibility and navigation -------------------------------------------------
@@ -166,6 +169,8 @@ def is_valid_answer(question: Question, value: object) -> bool:
         case QuestionType.MULTI:
             return _is_valid_multi(question, value)
         case QuestionType.TEXT:
+            if question.accepts_voice and is_evidence_reference(value):
+                return True
             return (
                 isinstance(value, str)
                 and question.max_length is not None
@@ -182,7 +187,65 @@ def is_valid_answer(question: Question, value: object) -> bool:
             )
         case QuestionType.DATE:
             return is_valid_date_value(value)
+        case QuestionType.FILES:
+            return is_evidence_list(value)
     return False
+
+
+def is_evidence_id(value: object) -> bool:
+    return isinstance(value, str) and EVIDENCE_ID_RE.fullmatch(value) is not None
+
+
+def is_evidence_list(value: object) -> TypeGuard[list[str]]:
+    """A files answer: 1 to MAX_EVIDENCE_FILES distinct evidence ids, in the order received."""
+    return (
+        isinstance(value, list)
+        and 0 < len(value) <= MAX_EVIDENCE_FILES
+        and all(is_evidence_id(item) for item in value)
+        and len(set(value)) == len(value)
+    )
+
+
+def is_evidence_reference(value: object) -> TypeGuard[dict[str, str]]:
+    """A text answer given as a voice message: ``{"evidence": <id>}``."""
+    return (
+        isinstance(value, dict) and set(value) == {"evidence"} and is_evidence_id(value["evidence"])
+    )
+
+
+def evidence_ids(q: Questionnaire, answers: Mapping[str, Any]) -> list[str]:
+    """Every evidence id the answers refer to (files answers and voice answers), in order."""
+    found: list[str] = []
+    for question in q.questions:
+        value = answers.get(question.id)
+        if question.type is QuestionType.FILES and is_evidence_list(value):
+            found.extend(value)
+        elif question.accepts_voice and is_evidence_reference(value):
+            found.append(value["evidence"])
+    return list(dict.fromkeys(found))
+
+
+def drop_missing_evidence(
+    q: Questionnaire, answers: Mapping[str, Any], existing: frozenset[str]
+) -> dict[str, Any]:
+    """Answers without references to evidence that is gone (an expired draft file).
+
+    A files answer keeps the files that still exist, or becomes SKIPPED; a voice
+    answer whose file is gone becomes SKIPPED.
+    """
+    result = dict(answers)
+    for question in q.questions:
+        value = result.get(question.id)
+        if question.type is QuestionType.FILES and isinstance(value, list):
+            kept = [item for item in value if item in existing]
+            result[question.id] = kept if kept else SKIPPED
+        elif (
+            question.accepts_voice
+            and is_evidence_reference(value)
+            and value["evidence"] not in existing
+        ):
+            result[question.id] = SKIPPED
+    return result
 
 
 def _is_valid_multi(question: Question, value: object) -> bool:
@@ -229,6 +292,8 @@ def parse_text_answer(question: Question, text: str, *, today: date | None = Non
     """
     if question.type in CHOICE_TYPES:
         return Rejected(RejectReason.NEEDS_BUTTON)
+    if question.type is QuestionType.FILES:
+        return Rejected(RejectReason.NEEDS_FILE)
     if not isinstance(text, str):
         return Rejected(RejectReason.EMPTY)
     cleaned = clean_text(text)
@@ -481,8 +546,11 @@ def _is_json_answer(value: object) -> bool:
     if isinstance(value, int):
         return abs(value) < 2**53
     if isinstance(value, list):
-        return len(value) <= 64 and all(isinstance(item, str) and len(item) <= 16 for item in value)
+        # Option codes are at most 16 characters, evidence ids 32.
+        return len(value) <= 64 and all(isinstance(item, str) and len(item) <= 32 for item in value)
     if isinstance(value, dict):
+        if set(value) == {"evidence"}:
+            return is_evidence_reference(value)
         return set(value) == {"precision", "value"} and all(
             isinstance(item, str) and len(item) <= 16 for item in value.values()
         )
@@ -505,10 +573,15 @@ __all__ = [
     "choose_option",
     "clean_text",
     "clear_hidden",
+    "drop_missing_evidence",
+    "evidence_ids",
     "finish_multi",
     "first_question",
     "first_unanswered",
     "is_complete",
+    "is_evidence_id",
+    "is_evidence_list",
+    "is_evidence_reference",
     "is_relevant",
     "is_urgent",
     "is_valid_answer",

@@ -35,7 +35,8 @@ _ID_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,15}", re.ASCII)
 _CODE_RE: Final = re.compile(r"[a-z0-9][a-z0-9_]{0,15}", re.ASCII)
 
 # single/yes_no -> code; multi -> sorted codes; text -> str; number -> int;
-# date -> {"precision": ..., "value": ...}; any type -> SKIPPED or DONT_KNOW.
+# date -> {"precision": ..., "value": ...}; files -> evidence ids (32 hex characters);
+# a text question with accepts_voice -> also {"evidence": id}; any type -> SKIPPED or DONT_KNOW.
 AnswerValue: TypeAlias = str | int | list[str] | dict[str, str]
 
 
@@ -46,6 +47,8 @@ class QuestionType(StrEnum):
     DATE = "date"
     YES_NO = "yes_no"
     NUMBER = "number"
+    # Evidence files (photos, documents, voice...): the answer is a list of evidence ids.
+    FILES = "files"
 
 
 CHOICE_TYPES: Final = frozenset({QuestionType.SINGLE, QuestionType.MULTI, QuestionType.YES_NO})
@@ -84,6 +87,8 @@ class RejectReason(StrEnum):
     NEEDS_BUTTON = "needs_button"
     # A code that is not an option of this question: forged or stale callback data.
     INVALID_CHOICE = "invalid_choice"
+    # Typed text where files (or the Done button) are expected.
+    NEEDS_FILE = "needs_file"
     # Skip pressed on a question that must be answered.
     REQUIRED = "required"
 
@@ -154,6 +159,8 @@ class Question:
     hint: str | None = None
     allow_dont_know: bool = True
     section: Section = Section.EVENT
+    # A text question that also takes a voice message (stored as evidence).
+    accepts_voice: bool = False
     _codes: frozenset[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -191,6 +198,10 @@ class Question:
                 raise ValueError(f"{self.id}: text questions need a positive max_length")
         elif self.max_length is not None:
             raise ValueError(f"{self.id}: max_length is only for text questions")
+        if self.accepts_voice and self.type is not QuestionType.TEXT:
+            raise ValueError(f"{self.id}: only text questions accept a voice message")
+        if self.type is QuestionType.FILES and self.allow_dont_know:
+            raise ValueError(f"{self.id}: a files question has no 'I don't know' button")
 
         if self.type is QuestionType.NUMBER:
             # Explicit bounds keep every stored number meaningful and small.

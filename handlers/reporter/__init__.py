@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers.reporter import commands, forget, questions, replies, review, start
+from handlers.reporter import commands, evidence, forget, questions, replies, review, start
 
 
 def build_reporter_router() -> Router:
@@ -15,6 +15,7 @@ def build_reporter_router() -> Router:
         forget.build_router(),
         replies.build_router(),
         review.build_router(),
+        evidence.build_router(),
         questions.build_router(),
     )
     return router

@@ -27,7 +27,8 @@ from handlers.reporter.render import (
     question_screen,
     review_screens,
 )
-from storage.unit_of_work import commit_now
+from storage.evidence import EvidenceRepository
+from storage.unit_of_work import commit_now, current_session
 
 log = logging.getLogger("intake.reporter")
 
@@ -115,12 +116,20 @@ async def show_current(
     await wipe(bot, settings, chat_id, doomed)
 
 
+async def discard_draft_evidence(intake: IntakeState) -> None:
+    """Delete the files of a draft that will never be sent (/cancel, /forget)."""
+    session = current_session.get()
+    if session is not None and intake.case_id is not None:
+        await EvidenceRepository(session).delete_draft(intake.case_id)
+
+
 async def goodbye(
     query: CallbackQuery, state: FSMContext, bot: Bot, settings: Settings, text: str
 ) -> None:
     """End the conversation: forget the draft, clear the chat, leave one kind line."""
     await query.answer()
     intake = await load(state)
+    await discard_draft_evidence(intake)
     await state.clear()
     await commit_now()
     if query.message is not None:

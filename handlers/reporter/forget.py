@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config import Settings
 from bot.intake.flow import IntakeState
 from bot.intake.forget import forget_reporter, withdrawable
-from handlers.reporter.conversation import wipe
+from handlers.reporter.conversation import discard_draft_evidence, wipe
 from storage.crypto import KeyRing
 from storage.models import User
 
@@ -87,6 +87,7 @@ async def forget_choice(
     report = await forget_reporter(
         session, keyring, user, withdraw=callback_data.action == "withdraw"
     )
+    await discard_draft_evidence(intake)
     await state.clear()
     await session.commit()
     await wipe(bot, settings, chat_id, [*intake.trail, query.message.message_id])

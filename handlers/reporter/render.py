@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.evidence import REFUSAL_TEXTS, Refusal
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES
 from bot.intake.flow import IntakeState, Phase, questionnaire_for
 from bot.questionnaire import (
@@ -24,6 +25,8 @@ from bot.questionnaire import (
     RejectReason,
     ReviewItem,
     format_date_value,
+    is_evidence_list,
+    is_evidence_reference,
     option_labels,
     previous_question,
     progress,
@@ -164,6 +167,7 @@ _TYPE_HINTS = {
     QuestionType.TEXT: N_("Type your answer and send it."),
     QuestionType.NUMBER: N_("Type a number and send it."),
     QuestionType.MULTI: N_("Choose all that apply, then press Done."),
+    QuestionType.FILES: N_("Send the files as messages here, then press Done."),
 }
 
 
@@ -176,6 +180,13 @@ def question_screen(state: IntakeState, question: Question, _: Translate) -> Scr
     type_hint = _TYPE_HINTS.get(question.type)
     if type_hint and type_hint != question.hint:
         lines += ["", _(type_hint)]
+    if question.accepts_voice:
+        lines += ["", _(N_("You can also answer with a voice message."))]
+    if question.type is QuestionType.FILES:
+        received = state.draft.answers.get(question.id)
+        count = len(received) if is_evidence_list(received) else 0
+        if count:
+            lines += ["", _(N_("Files received: {count}")).format(count=count)]
 
     rows: list[list[InlineKeyboardButton]] = []
     for option in question.options:
@@ -183,7 +194,7 @@ def question_screen(state: IntakeState, question: Question, _: Translate) -> Scr
         if question.type is QuestionType.MULTI and option.code in state.selection:
             label = f"{TICK} {label}"
         rows.append([_button(label, AnswerButton(question=question.id, code=option.code).pack())])
-    if question.type is QuestionType.MULTI:
+    if question.type in (QuestionType.MULTI, QuestionType.FILES):
         rows.append(
             [_button(_(N_("Done")), AnswerButton(question=question.id, code="_done").pack())]
         )
@@ -218,6 +229,11 @@ def render_value(
         return ", ".join(_(label) for label in option_labels(question, value))
     if question.type is QuestionType.DATE:
         return format_date_value(value) or ""
+    if question.type is QuestionType.FILES:
+        count = len(value) if is_evidence_list(value) else 0
+        return _(N_("Files: {count}")).format(count=count)
+    if is_evidence_reference(value):
+        return _(N_("(voice message)"))
     text = str(value)
     if limit is not None and len(text) > limit:
         text = text[:limit].rstrip() + "…"
@@ -283,6 +299,10 @@ _REJECTIONS = {
     ),
     RejectReason.INVALID_CHOICE: N_("This button is no longer active."),
     RejectReason.REQUIRED: N_("This question needs an answer."),
+    RejectReason.NEEDS_FILE: N_(
+        "Please send photos, documents or voice messages here, then press Done. "
+        "If you have none, press Skip."
+    ),
 }
 
 
@@ -301,6 +321,15 @@ def rejection_text(reason: RejectReason, question: Question | None, _: Translate
 
 
 def wrong_kind_text(question: Question | None, _: Translate) -> str:
+    if question is not None and question.type is QuestionType.FILES:
+        return _(REFUSAL_TEXTS[Refusal.TYPE])
+    if question is not None and question.accepts_voice:
+        return _(
+            N_(
+                "Please answer this question with text or a voice message. Photos and "
+                "stickers cannot be accepted here."
+            )
+        )
     if question is None or question.type in (
         QuestionType.SINGLE,
         QuestionType.MULTI,

@@ -15,8 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cases.service import AccessDenied, CaseService
 from bot.cases.workflow import WorkflowError
 from bot.config import Settings
+from bot.evidence import Refusal
 from bot.notifications import REPLY_CALLBACK_PREFIX
 from handlers.reporter.conversation import wipe
+from handlers.reporter.evidence import incoming_of, limits_of, receive, refusal_text
 from storage.models import User
 from storage.references import normalise_reference
 from storage.repositories import CaseRepository
@@ -88,8 +90,56 @@ async def write_reply(
     await wipe(bot, settings, message.chat.id, [*trail, message.message_id])
 
 
+async def file_reply(
+    message: Message,
+    reply: dict[str, Any],
+    state: FSMContext,
+    user: User,
+    case_service: CaseService,
+    session: AsyncSession,
+    bot: Bot,
+    settings: Settings,
+    background: BackgroundTasks,
+) -> None:
+    """A file sent as the answer: stored as evidence of the case, the lawyer told."""
+    trail = [i for i in reply.get("trail", []) if isinstance(i, int)]
+    incoming = incoming_of(message)
+    try:
+        case = await case_service.reply_case(user, str(reply.get("reference", "")))
+        data_key = await case_service.cases.data_key(case)
+    except (AccessDenied, LookupError):
+        await _end_reply(state)
+        await message.answer(_("This question is no longer open."))
+        return
+    if incoming is None:
+        # Kept waiting: the reporter may still send a text or an accepted file.
+        await message.answer(refusal_text(Refusal.TYPE, limits_of(settings)))
+        return
+    result = await receive(
+        bot, session, settings, incoming, case_id=case.id, data_key=data_key, submitted=True
+    )
+    if isinstance(result, Refusal):
+        await message.answer(refusal_text(result, limits_of(settings)))
+        return
+    await _end_reply(state)
+    await case_service.record_file_reply(user, case)
+    await session.commit()
+    background.wake_outbox()
+    await message.answer(_("Thank you. Your file has been passed to the lawyer."))
+    await wipe(bot, settings, message.chat.id, [*trail, message.message_id])
+
+
+async def _end_reply(state: FSMContext) -> None:
+    data = await state.get_data()
+    data.pop("reply", None)
+    await state.set_data(data)
+
+
 def build_router() -> Router:
     router = Router(name="reporter-replies")
     router.callback_query.register(start_reply, ReplyButton.filter())
     router.message.register(write_reply, F.text, ReplyPending())
+    router.message.register(
+        file_reply, F.photo | F.document | F.voice | F.audio | F.video_note, ReplyPending()
+    )
     return router

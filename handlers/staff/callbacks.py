@@ -28,3 +28,7 @@ class AssignTo(CallbackData, prefix="at"):
 
 class RevokeStaff(CallbackData, prefix="rs"):
     member: str
+
+
+class EvidenceGet(CallbackData, prefix="ev"):
+    file: str  # the evidence file's internal id (hex); checked against the case on press

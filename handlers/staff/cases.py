@@ -12,7 +12,13 @@ from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+)
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,12 +26,15 @@ from bot.cases.policy import Action
 from bot.cases.service import AccessDenied, CaseService
 from bot.cases.staff import staff_name
 from bot.cases.workflow import Outcome, Status, WorkflowError
+from bot.evidence import KIND_LABELS, EvidenceKind, EvidenceMeta, human_size
 from bot.text import N_
-from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, QueueNav
+from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, EvidenceGet, QueueNav
 from handlers.staff.filters import STAFF
 from handlers.staff.render import case_actions, case_text, outcome_keyboard, queue_screen
+from storage import audit
 from storage.crypto import KeyRing
-from storage.models import User
+from storage.evidence import EvidenceRepository
+from storage.models import Case, EvidenceFile, User
 
 if TYPE_CHECKING:
     from bot.background import BackgroundTasks
@@ -77,15 +86,77 @@ async def show_case(
         await bot.send_message(chat_id, _("This case has been deleted."))
         return True
     name = staff_name(keyring, view.assignee) if view.assignee else None
-    chunks = case_text(view, name, _)
+    files = await EvidenceRepository(case_service.session).list_for_case(
+        view.case.id, await case_service.cases.data_key(view.case)
+    )
+    chunks = case_text(view, name, _, files)
 
     def allowed(action: Action, case: object) -> bool:
         return case_service.allowed(user, action, view.case)
 
     for chunk in chunks[:-1]:
         await bot.send_message(chat_id, chunk)
-    await bot.send_message(chat_id, chunks[-1], reply_markup=case_actions(view.case, allowed, _))
+    await bot.send_message(
+        chat_id, chunks[-1], reply_markup=case_actions(view.case, allowed, _, files)
+    )
     return True
+
+
+async def evidence_button(
+    query: CallbackQuery,
+    callback_data: EvidenceGet,
+    user: User,
+    case_service: CaseService,
+    keyring: KeyRing,
+    bot: Bot,
+    session: AsyncSession,
+) -> None:
+    """Decrypt one evidence file and send it to the assigned lawyer or a coordinator."""
+    try:
+        evidence_id = uuid.UUID(hex=callback_data.file)
+    except ValueError:
+        await _deny(query)
+        return
+    row = await session.get(EvidenceFile, evidence_id)
+    case = await session.get(Case, row.case_id) if row is not None and row.submitted else None
+    if (
+        row is None
+        or case is None
+        or case.shredded_at is not None
+        or not case_service.allowed(user, Action.GET_EVIDENCE, case)
+    ):
+        await _deny(query)
+        return
+    try:
+        data, raw_meta = EvidenceRepository.open(row, await case_service.cases.data_key(case))
+    except LookupError:
+        await _deny(query)
+        return
+    meta = EvidenceMeta.from_bytes(raw_meta)
+    await audit.record(
+        session,
+        keyring,
+        "evidence_delivery",
+        actor_id=user.id,
+        case_id=case.id,
+        subject_id=row.id,
+    )
+    # The delivery is on record before the file leaves.
+    await session.commit()
+    await query.answer()
+    caption = (
+        f"{case.reference} · {_(KIND_LABELS[meta.kind])} · {human_size(meta.size)}\n"
+        + _("Received: {date}").format(date=f"{row.received_at:%d.%m.%Y %H:%M} UTC")
+        + f"\nSHA-256: {row.sha256.hex()}"
+    )
+    upload = BufferedInputFile(data, filename=meta.delivery_name(row.id.hex[:8]))
+    chat_id = query.from_user.id
+    if meta.kind is EvidenceKind.VOICE:
+        await bot.send_voice(chat_id, upload, caption=caption)
+    else:
+        # Photos go as documents too: sendPhoto would be re-compressed by Telegram
+        # and the lawyer's copy would no longer match the custody hash.
+        await bot.send_document(chat_id, upload, caption=caption)
 
 
 async def case_command(
@@ -341,4 +412,5 @@ def build_router() -> Router:
     router.callback_query.register(case_button, CaseAct.filter())
     router.callback_query.register(assign_button, AssignTo.filter())
     router.callback_query.register(outcome_button, CaseOutcome.filter())
+    router.callback_query.register(evidence_button, EvidenceGet.filter())
     return router

@@ -10,11 +10,13 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.cases.policy import Action
 from bot.cases.service import CaseView, QueuePage
 from bot.cases.workflow import OUTCOME_LABELS, STATUS_LABELS, TRANSITIONS, Status
+from bot.evidence import KIND_LABELS, EvidenceMeta, human_size
 from bot.intake.flow import questionnaire_for
 from bot.questionnaire import SECTION_TITLES, summarise_for_review
 from bot.text import N_
 from handlers.reporter.render import render_value
-from handlers.staff.callbacks import CaseAct, CaseOutcome, QueueNav
+from handlers.staff.callbacks import CaseAct, CaseOutcome, EvidenceGet, QueueNav
+from storage.evidence import StoredEvidence
 from storage.models import Case, User, utcnow
 
 Translate = Callable[[str], str]
@@ -77,7 +79,40 @@ _MESSAGE_KINDS = {
 }
 
 
-def case_text(view: CaseView, assignee_name: str | None, _: Translate) -> list[str]:
+def evidence_lines(files: list[StoredEvidence], _: Translate) -> str:
+    """The case's files with their custody data: kind, size, time received, SHA-256."""
+    lines = [_(N_("Files ({count}):")).format(count=len(files))]
+    for number, item in enumerate(files, start=1):
+        meta = EvidenceMeta.from_bytes(item.meta)
+        name = f" «{meta.file_name}»" if meta.file_name else ""
+        lines.append(
+            f"{number}. {_(KIND_LABELS[meta.kind])}{name} · {human_size(meta.size)} · "
+            + _(N_("received {date}")).format(date=f"{item.received_at:%d.%m.%Y %H:%M} UTC")
+        )
+        if meta.caption:
+            lines.append(f"   {meta.caption}")
+        lines.append(f"   SHA-256: {item.sha256.hex()}")
+    return "\n".join(lines)
+
+
+def evidence_buttons(files: list[StoredEvidence], _: Translate) -> list[list[InlineKeyboardButton]]:
+    return [
+        [
+            _button(
+                _(N_("Receive file {number}")).format(number=number),
+                EvidenceGet(file=item.id.hex).pack(),
+            )
+        ]
+        for number, item in enumerate(files, start=1)
+    ]
+
+
+def case_text(
+    view: CaseView,
+    assignee_name: str | None,
+    _: Translate,
+    files: list[StoredEvidence] | None = None,
+) -> list[str]:
     """The whole case as plain text, split into phone-sized messages."""
     case = view.case
     q = questionnaire_for(case.questionnaire_version)
@@ -104,6 +139,8 @@ def case_text(view: CaseView, assignee_name: str | None, _: Translate) -> list[s
     for note in view.messages:
         kind = _(_MESSAGE_KINDS.get(note.kind, note.kind))
         blocks.append(f"[{kind} · {note.created_at:%d.%m %H:%M}]\n{note.text}")
+    if files:
+        blocks.append(evidence_lines(files, _))
     chunks: list[str] = []
     current = ""
     for block in blocks:
@@ -119,7 +156,12 @@ def case_text(view: CaseView, assignee_name: str | None, _: Translate) -> list[s
     return chunks
 
 
-def case_actions(case: Case, allowed: Allowed, _: Translate) -> InlineKeyboardMarkup | None:
+def case_actions(
+    case: Case,
+    allowed: Allowed,
+    _: Translate,
+    files: list[StoredEvidence] | None = None,
+) -> InlineKeyboardMarkup | None:
     def act(label: str, name: str) -> InlineKeyboardButton:
         return _button(label, CaseAct(reference=case.reference, act=name).pack())
 
@@ -148,6 +190,8 @@ def case_actions(case: Case, allowed: Allowed, _: Translate) -> InlineKeyboardMa
         rows.append([act(_(N_("Ask the reporter")), "ask")])
     if allowed(Action.CLOSE, case) and case.status != Status.CLOSED.value:
         rows.append([act(_(N_("Close the case")), "close")])
+    if files and allowed(Action.GET_EVIDENCE, case):
+        rows.extend(evidence_buttons(files, _))
     rows = [row for row in rows if row]
     return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
 

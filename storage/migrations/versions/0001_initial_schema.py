@@ -31,6 +31,24 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_audit_log_case_id"), ["case_id"], unique=False)
 
     op.create_table(
+        "evidence_files",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("case_id", sa.Uuid(), nullable=False),
+        sa.Column("submitted", sa.Boolean(), nullable=False),
+        sa.Column("received_at", storage.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", storage.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("sha256", sa.LargeBinary(length=32), nullable=False),
+        sa.Column("blob_sealed", sa.LargeBinary(), nullable=False),
+        sa.Column("meta_sealed", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_evidence_files")),
+    )
+    with op.batch_alter_table("evidence_files", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_evidence_files_case_id"), ["case_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_evidence_files_expires_at"), ["expires_at"], unique=False
+        )
+
+    op.create_table(
         "fsm_records",
         sa.Column("key_index", sa.LargeBinary(length=32), nullable=False),
         sa.Column("payload_sealed", sa.LargeBinary(), nullable=False),
@@ -101,6 +119,11 @@ def upgrade() -> None:
         batch_op.create_index("ix_cases_closed_at", ["closed_at"], unique=False)
         batch_op.create_index("ix_cases_created_at", ["created_at"], unique=False)
         batch_op.create_index("ix_cases_queue", ["status", "urgent", "created_at"], unique=False)
+        batch_op.create_index(
+            "ix_cases_queue_order",
+            [sa.literal_column("urgent DESC"), "created_at", "id", "status"],
+            unique=False,
+        )
         batch_op.create_index(
             batch_op.f("ix_cases_reporter_index"), ["reporter_index"], unique=False
         )
@@ -240,6 +263,7 @@ def downgrade() -> None:
     op.drop_table("invites")
     with op.batch_alter_table("cases", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_cases_reporter_index"))
+        batch_op.drop_index("ix_cases_queue_order")
         batch_op.drop_index("ix_cases_queue")
         batch_op.drop_index("ix_cases_created_at")
         batch_op.drop_index("ix_cases_closed_at")
@@ -255,6 +279,11 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_fsm_records_expires_at"))
 
     op.drop_table("fsm_records")
+    with op.batch_alter_table("evidence_files", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_evidence_files_expires_at"))
+        batch_op.drop_index(batch_op.f("ix_evidence_files_case_id"))
+
+    op.drop_table("evidence_files")
     with op.batch_alter_table("audit_log", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_audit_log_case_id"))
 
