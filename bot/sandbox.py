@@ -113,4 +113,51 @@ class Sandbox:
         await self.stop()
 
     def user(self, user_id: int, **kwargs: Any) -> SimulatedUser:
-        return SimulatedUser(self.server, user_id=user_id, **kwargs)
+        return SandboxUser(self, user_id=user_id, **kwargs)
+
+    async def outbox_idle(self, patience: float = 5.0) -> bool:
+        """Wait until no notification is due to be sent (False after ``patience`` s).
+
+        Notifications go out from a background worker; a person reads them
+        before they act next, and so do the scripted users.
+        """
+        from sqlalchemy import func, select
+
+        from storage.models import OutboxMessage, utcnow
+
+        deadline = asyncio.get_running_loop().time() + patience
+        while True:
+            async with self.sessionmaker() as session:
+                waiting = await session.scalar(
+                    select(func.count())
+                    .select_from(OutboxMessage)
+                    .where(
+                        OutboxMessage.state.in_(("pending", "sending")),
+                        OutboxMessage.next_attempt_at <= utcnow(),
+                    )
+                )
+            if not waiting:
+                return True
+            if asyncio.get_running_loop().time() > deadline:
+                return False
+            if self.dispatcher is not None:
+                background = self.dispatcher.workflow_data.get("background")
+                if background is not None:
+                    background.wake_outbox()
+            await asyncio.sleep(0.01)
+
+
+class SandboxUser(SimulatedUser):
+    """A simulated user who, like a person, sees pending notifications before acting."""
+
+    def __init__(self, sandbox: Sandbox, **kwargs: Any) -> None:
+        super().__init__(sandbox.server, **kwargs)
+        self._sandbox = sandbox
+
+    async def _deliver(self, update: dict[str, Any]) -> int:
+        if self._sandbox.dispatcher is not None:
+            await self._sandbox.outbox_idle()
+        update_id = await super()._deliver(update)
+        if self.wait and self._sandbox.dispatcher is not None:
+            await self._sandbox.outbox_idle()
+        return update_id
