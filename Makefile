@@ -6,6 +6,7 @@ STAMP := $(VENV)/.installed
 PYBABEL := $(BIN)/pybabel
 LOCALES := locales
 SOURCES := bot handlers storage
+LINTED := $(SOURCES) tests $(wildcard bench scripts)
 
 .PHONY: run test lint typecheck unit demo migrate bench bench-quick extract update compile translations-check clean
 
@@ -32,8 +33,8 @@ unit: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check $(SOURCES) tests bench
-	$(BIN)/ruff format --check $(SOURCES) tests bench
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	$(BIN)/mypy
 
 bench: $(STAMP)
