@@ -1,0 +1,89 @@
+"""``python -m bench [--quick]``: run the benchmarks, print the tables, write the JSON.
+
+Exit status 0 whatever the figures are; 1 only when the benchmark itself broke
+(a reporter never got the receipt, a count did not match, a process died or
+hung past its timeout); 2 for bad arguments. See docs/performance.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+FULL_REPORTERS = (10, 100, 1000)
+FULL_SIZES = (1_000, 10_000, 100_000)
+FULL_PACED = 100
+
+
+def _numbers(text: str) -> list[int]:
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers: {text!r}") from None
+    if not values or any(value < 1 for value in values):
+        raise argparse.ArgumentTypeError("expected positive numbers")
+    return values
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--quick", action="store_true", help="N=10 and 1k cases on both databases (CI smoke run)"
+    )
+    parser.add_argument("--reporters", type=_numbers, help="concurrent reporters, e.g. 10,100")
+    parser.add_argument("--sizes", type=_numbers, help="case counts for the staff side")
+    parser.add_argument(
+        "--backends", default="sqlite,postgres", help="sqlite, postgres or both (default)"
+    )
+    parser.add_argument(
+        "--paced",
+        type=int,
+        metavar="N",
+        help="also N reporters who think 1-3 s before each step (default: 100; 0 in --quick)",
+    )
+    parser.add_argument(
+        "--limited",
+        type=int,
+        metavar="N",
+        help="also N reporters against a bot polling with tasks_concurrency_limit "
+        "(default: the largest --reporters; 0 in --quick)",
+    )
+    parser.add_argument("--only", choices=("intake", "staff"), help="run one part of the benchmark")
+    parser.add_argument(
+        "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"
+    )
+    parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/...)")
+    return parser
+
+
+def _start_fork_server() -> None:
+    """Bot processes are forked from a server that imports aiogram and the bot once.
+
+    Started first, so that its imports run while this process does its own.
+    """
+    import multiprocessing
+    from multiprocessing import forkserver
+
+    from bench import BOT_PRELOAD
+
+    multiprocessing.get_context("forkserver").set_forkserver_preload(list(BOT_PRELOAD))
+    forkserver.ensure_running()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    args.reporters = args.reporters or ([10] if args.quick else list(FULL_REPORTERS))
+    args.sizes = args.sizes or ([1_000] if args.quick else list(FULL_SIZES))
+    if args.paced is None:
+        args.paced = 0 if args.quick else FULL_PACED
+    if args.limited is None:
+        args.limited = 0 if args.quick else max(args.reporters)
+    _start_fork_server()
+    from bench import runner
+
+    return runner.main(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Tables (terminal and Markdown), the targets, and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+Row = Sequence[str]
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def intake_rows(results: dict[str, Any]) -> tuple[Row, list[Row]]:
+    header = (
+        "bot",
+        "db",
+        "N",
+        "updates",
+        "upd/s",
+        "vs echo",
+        "answer p50 ms",
+        "p95 ms",
+        "p99 ms",
+        "handled p99 ms",
+        "failed",
+        "bot CPU",
+        "RSS warm→peak MB",
+        "growth MB",
+        "DB bytes/case",
+    )
+    echo = {run["reporters"]: run for run in results.get("intake", []) if run["bot"] == "echo"}
+    rows: list[Row] = []
+    for run in results.get("intake", []):
+        latency = run["latency_to_answer"]
+        baseline = echo.get(run["reporters"])
+        ratio = None
+        paced = bool(run.get("think_s"))
+        limit = run.get("tasks_concurrency_limit")
+        variant = " paced" if paced else f" limit={limit}" if limit else ""
+        if run["bot"] == "intake" and not variant and baseline and baseline["updates_per_s"]:
+            ratio = run["updates_per_s"] / baseline["updates_per_s"]
+        database = run.get("database") or {}
+        per_case = database.get("used_bytes_per_case") or database.get("relation_bytes_per_case")
+        rss = run["rss"]
+        rows.append(
+            (
+                run["bot"] + variant,
+                run["backend"] or "—",
+                _fmt(run["reporters"]),
+                _fmt(run["updates"]),
+                _fmt(run["updates_per_s"], 1),
+                f"{ratio:.0%}" if ratio is not None else "—",
+                _fmt(latency["p50_ms"], 1),
+                _fmt(latency["p95_ms"], 1),
+                _fmt(latency["p99_ms"], 1),
+                _fmt(run["latency_to_handled"]["p99_ms"], 1),
+                _fmt(run.get("failed_reporters", 0)),
+                f"{run['bot_cpu_share']:.0%}" if run.get("bot_cpu_share") is not None else "—",
+                f"{rss['after_warmup_mb']:.0f}→{rss['peak_mb']:.0f}",
+                _fmt(rss["growth_mb"], 1),
+                _fmt(per_case),
+            )
+        )
+    return header, rows
+
+
+def staff_rows(results: dict[str, Any]) -> tuple[Row, list[Row]]:
+    header = (
+        "db",
+        "cases",
+        "/queue cold ms",
+        "/queue warm ms",
+        "/stats cold ms",
+        "/stats warm ms",
+        "keys rotate s",
+        "DB bytes/case",
+    )
+    rows: list[Row] = []
+    for run in results.get("staff", []):
+        database = run["database"]
+        per_case = database.get("used_bytes_per_case") or database.get("relation_bytes_per_case")
+        rows.append(
+            (
+                run["backend"],
+                _fmt(run["cases"]),
+                _fmt(run["queue_first_page"]["cold_ms"], 1),
+                _fmt(run["queue_first_page"]["warm_median_ms"], 1),
+                _fmt(run["stats"]["cold_complete_ms"], 0),
+                _fmt(run["stats"]["warm_complete_ms"], 0),
+                _fmt(run["keys_rotate"]["seconds"], 2),
+                _fmt(per_case),
+            )
+        )
+    return header, rows
+
+
+def text_table(header: Row, rows: list[Row]) -> str:
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
+    lines = ["  ".join(cell.rjust(width) for cell, width in zip(header, widths, strict=True))]
+    lines.append("  ".join("-" * width for width in widths))
+    lines += [
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+        for row in rows
+    ]
+    return "\n".join(lines)
+
+
+def markdown_table(header: Row, rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- targets
+
+
+def _intake(
+    results: dict[str, Any], bot: str, reporters: int, backend: str | None, *, paced: bool = False
+) -> Any:
+    for run in results.get("intake", []):
+        if (
+            run["bot"] == bot
+            and run["reporters"] == reporters
+            and run["backend"] == backend
+            and bool(run.get("think_s")) == paced
+            and not run.get("tasks_concurrency_limit")
+        ):
+            return run
+    return None
+
+
+def _staff(results: dict[str, Any], backend: str, cases: int) -> Any:
+    for run in results.get("staff", []):
+        if run["backend"] == backend and run["cases"] == cases:
+            return run
+    return None
+
+
+def _verdict(measured: float | None, limit: float, *, below: bool = True) -> str:
+    if measured is None or (isinstance(measured, float) and math.isnan(measured)):
+        return "not measured"
+    holds = measured <= limit if below else measured >= limit
+    return "holds" if holds else "MISSED"
+
+
+def targets(results: dict[str, Any], backends: Sequence[str]) -> list[dict[str, Any]]:
+    """The targets of docs/performance.md, checked (never asserted)."""
+    found: list[dict[str, Any]] = []
+    echo = _intake(results, "echo", 100, None)
+    for backend in backends:
+        intake = _intake(results, "intake", 100, backend)
+        ratio = None
+        if intake and echo and echo["updates_per_s"]:
+            ratio = intake["updates_per_s"] / echo["updates_per_s"]
+        found.append(
+            {
+                "target": f"intake throughput at N=100 >= 50% of echo ({backend})",
+                "measured": None if ratio is None else f"{ratio:.0%}",
+                "verdict": _verdict(ratio, 0.5, below=False),
+            }
+        )
+        p99 = intake["latency_to_answer"]["p99_ms"] if intake else None
+        paced = _intake(results, "intake", 100, backend, paced=True)
+        paced_p99 = paced["latency_to_answer"]["p99_ms"] if paced else None
+        found.append(
+            {
+                "target": f"p99 latency at N=100 <= 50 ms ({backend})",
+                "measured": None
+                if p99 is None
+                else f"{p99:.1f} ms"
+                + ("" if paced_p99 is None else f" (paced 1-3 s: {paced_p99:.1f} ms)"),
+                "verdict": _verdict(p99, 50.0),
+            }
+        )
+        big = _intake(results, "intake", 1000, backend)
+        growth = big["rss"]["growth_mb"] if big else None
+        limited = next(
+            (
+                run
+                for run in results.get("intake", [])
+                if run["backend"] == backend
+                and run["reporters"] == 1000
+                and run.get("tasks_concurrency_limit")
+            ),
+            None,
+        )
+        note = ""
+        if big and big.get("failed_reporters"):
+            note += f", {big['failed_reporters']} reporters failed"
+        if limited:
+            note += (
+                f"; with tasks_concurrency_limit={limited['tasks_concurrency_limit']}: "
+                f"{limited['rss']['growth_mb']:.1f} MB"
+            )
+        found.append(
+            {
+                "target": f"bot RSS growth <= 50 MB, 0 -> 1000 concurrent drafts ({backend})",
+                "measured": None if growth is None else f"{growth:.1f} MB{note}",
+                "verdict": _verdict(growth, 50.0),
+            }
+        )
+        staff = _staff(results, backend, 100_000)
+        queue = staff["queue_first_page"]["warm_median_ms"] if staff else None
+        found.append(
+            {
+                "target": f"/queue first page <= 100 ms with 100k cases ({backend})",
+                "measured": None
+                if queue is None
+                else f"{queue:.1f} ms (cold {staff['queue_first_page']['cold_ms']:.1f} ms)",
+                "verdict": _verdict(queue, 100.0),
+            }
+        )
+        stats = staff["stats"]["warm_complete_ms"] if staff else None
+        cold = staff["stats"]["cold_complete_ms"] / 1000 if staff else None
+        found.append(
+            {
+                "target": f"/stats <= 2 s with 100k cases ({backend})",
+                "measured": None if stats is None else f"{stats / 1000:.2f} s (cold {cold:.2f} s)",
+                "verdict": _verdict(stats, 2000.0),
+            }
+        )
+        rotate = staff["keys_rotate"]["seconds"] if staff else None
+        found.append(
+            {
+                "target": f"keys rotate over 100k cases < 60 s ({backend})",
+                "measured": None if rotate is None else f"{rotate:.1f} s",
+                "verdict": _verdict(rotate, 60.0),
+            }
+        )
+    return found
+
+
+def targets_table(found: list[dict[str, Any]]) -> tuple[Row, list[Row]]:
+    return ("target", "measured", "verdict"), [
+        (item["target"], item["measured"] or "—", item["verdict"]) for item in found
+    ]
+
+
+def write_json(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    tmp.replace(path)

@@ -1,0 +1,204 @@
+"""The whole benchmark run: the parts in order, the tables, the JSON file."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from bench.common import POSTGRES_URL, RESULTS_DIR, BenchError, machine_info, postgres_problem
+from bench.harness import Step
+from bench.intake import load_group
+from bench.report import (
+    intake_rows,
+    markdown_table,
+    staff_rows,
+    targets,
+    targets_table,
+    text_table,
+    write_json,
+)
+from bench.staff import staff_runs
+
+PACED_THINK = (1.0, 3.0)
+#: Below the smallest connection pool (SQLite: 5 + 10 overflow), leaving room for
+#: the outbox worker and the sweeper.
+TASKS_LIMIT = 10
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _record(results: dict[str, Any], figures: dict[str, Any]) -> None:
+    results["intake"].append(figures)
+    for warning in figures["warnings"]:
+        _log(f"  warning: {warning}")
+    if figures["failed_reporters"]:
+        results["broken"].append(
+            f"{figures['failed_reporters']} of {figures['reporters']} reporters did not reach "
+            f"the receipt ({figures['bot']} on {figures['backend']}, "
+            f"tasks_concurrency_limit={figures['tasks_concurrency_limit']}): "
+            f"{(figures['bot_errors'] or figures['failures'] or ['?'])[0]}"
+        )
+        _log(f"  BROKEN: {results['broken'][-1]}")
+
+
+async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any]) -> None:
+    backends: list[str] = results["backends"]
+    reporters: list[int] = results["reporters"]
+    sizes: list[int] = results["sizes"]
+    profile: Path | None = args.profile
+    if args.only != "staff":
+        script: list[Step] | None = None
+        for count in reporters:
+            _log(f"intake on {', '.join(backends)} and the echo baseline: {count} users")
+            for run in await load_group(
+                backends, count, workdir, script=script, profile_dir=profile, progress=_log
+            ):
+                script = run.script
+                _record(results, run.as_dict())
+        if args.limited:
+            _log(
+                f"intake on {', '.join(backends)}: {args.limited} users, "
+                f"tasks_concurrency_limit={TASKS_LIMIT}"
+            )
+            for run in await load_group(
+                backends,
+                args.limited,
+                workdir,
+                script=script,
+                profile_dir=profile,
+                progress=_log,
+                echo=False,
+                tasks_limit=TASKS_LIMIT,
+            ):
+                _record(results, run.as_dict())
+        if args.paced:
+            _log(f"intake on {', '.join(backends)}: {args.paced} users thinking {PACED_THINK} s")
+            for run in await load_group(
+                backends,
+                args.paced,
+                workdir,
+                script=script,
+                profile_dir=profile,
+                progress=_log,
+                think=PACED_THINK,
+                echo=False,
+            ):
+                _record(results, run.as_dict())
+    if args.only != "intake":
+        for backend in backends:
+            _log(f"staff side on {backend}: {', '.join(map(str, sizes))} cases")
+            results["staff"] += await staff_runs(
+                backend, sizes, workdir, profile_dir=profile, progress=_log
+            )
+
+
+async def _main(args: argparse.Namespace, results: dict[str, Any], workdir: Path) -> None:
+    task = asyncio.current_task()
+    assert task is not None
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError):
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+    if "postgres" in results["backends"]:
+        problem = await postgres_problem()
+        if problem is not None:
+            message = f"PostgreSQL at {POSTGRES_URL} does not answer ({problem})"
+            if IN_CI:
+                raise BenchError(message + "; CI=true, so this is a failure")
+            _log(message + "; running SQLite only")
+            results["backends"].remove("postgres")
+            results["skipped"].append(message)
+    await _run(args, workdir, results)
+
+
+def _print_tables(results: dict[str, Any]) -> str:
+    """Print the terminal tables; return the Markdown version."""
+    parts: list[str] = []
+    if results["intake"]:
+        header, rows = intake_rows(results)
+        print("\nIntake load (latency: push of an update -> the bot's first answer in that chat)")
+        print(text_table(header, rows))
+        parts.append(markdown_table(header, rows))
+    if results["staff"]:
+        header, rows = staff_rows(results)
+        print("\nStaff side (coordinator command -> the bot's answer; warm = median of reruns)")
+        print(text_table(header, rows))
+        parts.append(markdown_table(header, rows))
+    header, rows = targets_table(results["targets"])
+    print("\nTargets (checked, not asserted)")
+    print(text_table(header, rows))
+    parts.append(markdown_table(header, rows))
+    return "\n\n".join(parts) + "\n"
+
+
+def main(args: argparse.Namespace) -> int:
+    backends = [name.strip() for name in args.backends.split(",") if name.strip()]
+    if not backends or any(name not in ("sqlite", "postgres") for name in backends):
+        print("--backends: expected sqlite, postgres or both", file=sys.stderr)
+        return 2
+    started = datetime.now(UTC)
+    results: dict[str, Any] = {
+        "kind": "quick" if args.quick else "full",
+        "started": started.isoformat(timespec="seconds"),
+        "machine": machine_info(),
+        "backends": backends,
+        "reporters": args.reporters,
+        "paced_reporters": args.paced,
+        "limited_reporters": args.limited,
+        "tasks_concurrency_limit_tried": TASKS_LIMIT if args.limited else None,
+        "sizes": args.sizes,
+        "postgres_url": POSTGRES_URL if "postgres" in backends else None,
+        "intake": [],
+        "staff": [],
+        "skipped": [],
+        "broken": [],
+        "targets": [],
+    }
+    workdir = Path(tempfile.mkdtemp(prefix="intake-bench-"))
+    failed = False
+    clock = time.perf_counter()
+    try:
+        asyncio.run(_main(args, results, workdir))
+    except BenchError as exc:
+        failed = True
+        _log(f"BENCHMARK BROKEN: {exc}")
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        failed = True
+        _log("interrupted")
+    except Exception:
+        failed = True
+        _log("BENCHMARK BROKEN by an unexpected error:")
+        traceback.print_exc()
+    finally:
+        results["duration_s"] = round(time.perf_counter() - clock, 1)
+        if failed:
+            # Keep the bot logs for the post-mortem, nothing else.
+            for path in workdir.iterdir():
+                if path.suffix != ".log":
+                    path.unlink(missing_ok=True)
+            _log(f"bot logs kept in {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    failed = failed or bool(results["broken"])
+    results["failed"] = failed
+    results["targets"] = targets(results, results["backends"])
+    markdown = _print_tables(results)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    output = args.output or RESULTS_DIR / f"{stamp}-{results['kind']}.json"
+    write_json(output, results)
+    output.with_suffix(".md").write_text(markdown, encoding="utf-8")
+    print(f"\nresults: {output} ({results['duration_s']} s)")
+    return 1 if failed else 0
