@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from aiogram import Bot, F, Router
@@ -274,21 +275,12 @@ async def assign_button(
     session: AsyncSession,
     background: BackgroundTasks,
 ) -> None:
-    try:
-        lawyer_id = uuid.UUID(hex=callback_data.lawyer)
-        case = await case_service.assign(user, callback_data.reference, lawyer_id)
-    except (AccessDenied, ValueError):
-        await _deny(query)
-        return
-    except WorkflowError as exc:
-        await query.answer(_(exc.message), show_alert=True)
-        return
-    await _done(
-        query,
-        session,
-        background,
-        _("The case {reference} has been assigned.").format(reference=case.reference),
-    )
+    async def change() -> Case:
+        return await case_service.assign(
+            user, callback_data.reference, uuid.UUID(hex=callback_data.lawyer)
+        )
+
+    await _apply(query, session, background, change, N_("The case {reference} has been assigned."))
 
 
 async def outcome_button(
@@ -299,21 +291,30 @@ async def outcome_button(
     session: AsyncSession,
     background: BackgroundTasks,
 ) -> None:
-    try:
+    async def change() -> Case:
         outcome = Outcome(callback_data.outcome)
-        case = await case_service.close(user, callback_data.reference, outcome)
+        return await case_service.close(user, callback_data.reference, outcome)
+
+    await _apply(query, session, background, change, N_("The case {reference} is closed."))
+
+
+async def _apply(
+    query: CallbackQuery,
+    session: AsyncSession,
+    background: BackgroundTasks,
+    change: Callable[[], Awaitable[Case]],
+    done: str,
+) -> None:
+    """Run a change pressed on a button; forged or refused presses change nothing."""
+    try:
+        case = await change()
     except (AccessDenied, ValueError):
         await _deny(query)
         return
     except WorkflowError as exc:
         await query.answer(_(exc.message), show_alert=True)
         return
-    await _done(
-        query,
-        session,
-        background,
-        _("The case {reference} is closed.").format(reference=case.reference),
-    )
+    await _done(query, session, background, _(done).format(reference=case.reference))
 
 
 async def _done(
