@@ -13,6 +13,12 @@ start through the real path: the coordinator's ``/invite`` link, then
 those switches are the demo's own and never reach the bot. Messages to the
 people you are not playing are printed compactly as ``[to lawyer] ...``.
 
+``/file PATH [caption]`` (or a bare path of an existing file) sends a file from
+disk as the person played: images as photos (``--as-document``: as a file),
+``.ogg``/``.oga``/``.opus`` as voice messages, the rest as documents; the bot
+decides what it accepts. Files the bot sends are printed with the SHA-256 of
+the bytes received, and ``/save DIR`` writes them into ``DIR``.
+
 Usage::
 
     python -m bot.demo                      # interactive
@@ -28,9 +34,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import io
 import logging
+import mimetypes
 import re
+import shlex
 import sys
 import tempfile
 import threading
@@ -62,6 +71,23 @@ LAWYER = "lawyer"
 ROLES = (REPORTER, COORDINATOR, LAWYER)
 QUIT_COMMANDS = frozenset({"/quit", "/exit"})
 AS_COMMAND = "/as"
+FILE_COMMAND = "/file"
+SAVE_COMMAND = "/save"
+AS_DOCUMENT = "--as-document"
+#: Extensions ``/file`` sends as a photo (unless ``--as-document``), and their MIME types.
+PHOTO_TYPES = {
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".png": "image/png",
+    ".webp": "image/webp",
+    ".heic": "image/heic",
+}
+#: Extensions ``/file`` sends as a voice message.
+VOICE_EXTENSIONS = frozenset({".ogg", ".oga", ".opus"})
+#: Largest file ``/file`` reads from disk (the bot itself refuses far smaller ones).
+MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+#: Kinds of bot messages whose bytes the demo prints a SHA-256 of (files received).
+RECEIVED_KINDS = frozenset({"document", "voice", "audio", "video"})
 #: Longest wait for the outbox to deliver notifications after an input.
 OUTBOX_WAIT_SECONDS = 2.0
 #: How many of the newest visible messages ``/as`` prints of the chat it switches to.
@@ -86,6 +112,9 @@ Intake bot demo: the real bot on an emulated Telegram, right here. Nothing leave
   /as coordinator  play the coordinator (id 1): /queue, /case REF, /assign REF, /stats, /staff, ...
   /as lawyer       play the lawyer (id 2, invited at start): /queue, /mine, /case REF, ...
   /as reporter     back to the reporter; /as alone shows whom you play (the bot never sees /as)
+  /file PATH [caption]  send a file from disk: .jpg/.png/... as a photo, .ogg/.opus as a voice
+                   message, the rest as a document; /file --as-document PATH: a photo "as a file"
+  /save DIR        write the files the bot sent to the person you play into DIR
   /quit or Ctrl-D  leave; the temporary database and key are deleted
   🗑 lists messages the bot deleted from the chat; "(edited)" marks a message it changed;
   [to lawyer] ... is a message to someone you are not playing; 🖼 is a picture the bot sent.
@@ -346,21 +375,30 @@ class DemoSession:
         if line.lower() in QUIT_COMMANDS:
             self.finished = True
             return ""
-        if line.split(maxsplit=1)[0].lower() == AS_COMMAND:
+        first = line.split(maxsplit=1)[0].lower()
+        if first == AS_COMMAND:
             return await self.switch(line[len(AS_COMMAND) :].strip())
-        hint = ""
+        if first == SAVE_COMMAND:
+            return self.save(line[len(SAVE_COMMAND) :].strip())
+        hint = note = ""
         try:
-            await self._act(line)
+            note = await self._act(line)
         except LookupError as exc:
             return f"(!) {exc}"
         except TimeoutError:
             hint = f"(!) the bot did not answer within {self.user.timeout:g} s"
         await self._wait_for_outbox()
-        parts = [part for part in (hint, self.render_changes()) if part]
+        parts = [part for part in (note, hint, self.render_changes()) if part]
         return "\n".join(parts) or "(nothing changed in the chat)"
 
-    async def _act(self, line: str) -> None:
+    async def _act(self, line: str) -> str:
+        """Send what ``line`` stands for; returns a note on an upload, else ""."""
         user = self.user
+        if line.split(maxsplit=1)[0].lower() == FILE_COMMAND:
+            return await self.upload(line[len(FILE_COMMAND) :].strip())
+        bare = _bare_path(line)
+        if bare is not None:
+            return await self.send_file(bare)
         if line.isascii() and line.isdigit():
             await self.press_number(int(line))
         elif line.startswith("/"):
@@ -371,6 +409,94 @@ class DemoSession:
                 line = line[1:]
             if line:
                 await user.send_text(line)
+        return ""
+
+    # ------------------------------------------------------------------ files
+
+    async def upload(self, args: str) -> str:
+        """``/file [--as-document] PATH [caption]``: send a file from disk as the person played."""
+        usage = f"usage: {FILE_COMMAND} [{AS_DOCUMENT}] PATH [caption]"
+        try:
+            words = shlex.split(args)
+        except ValueError as exc:
+            msg = f"{exc}; {usage}"
+            raise LookupError(msg) from None
+        as_document = bool(words) and words[0] == AS_DOCUMENT
+        if as_document:
+            words = words[1:]
+        if not words:
+            raise LookupError(usage)
+        caption = " ".join(words[1:]) or None
+        return await self.send_file(Path(words[0]), caption=caption, as_document=as_document)
+
+    async def send_file(
+        self, path: Path, *, caption: str | None = None, as_document: bool = False
+    ) -> str:
+        """Read ``path`` and send it as a photo, a voice message or a document.
+
+        The kind follows the extension: images are photos (documents with
+        ``as_document``), ``.ogg``/``.oga``/``.opus`` voice messages, the rest
+        documents with the MIME type ``mimetypes`` guesses. The bot decides
+        what it accepts. Returns a one-line note of what was sent.
+        """
+        path, data = await asyncio.to_thread(_read_upload, path)
+        kind, mime_type = _upload_kind(path, as_document=as_document)
+        user = self.user
+        extra = ""
+        if kind == "photo":
+            await user.send_photo(data, caption=caption)
+        elif kind == "voice":
+            if caption:
+                extra = " (a voice message has no caption here: it was left out)"
+            await user.send_voice(data)
+        else:
+            await user.send_document(data, path.name, mime_type, caption=caption)
+        details = f"{path.name}, {_size(len(data))}" + ("" if kind == "photo" else f", {mime_type}")
+        return f"(demo) you sent {_MEDIA_ICONS[kind]} {kind} ({details}){extra}"
+
+    def received_files(self, role: str | None = None) -> list[tuple[ChatMessage, str, bytes]]:
+        """The files the bot sent to ``role`` (default: the person played) still in the chat.
+
+        Each as the message, a file name and the bytes the emulator stored.
+        """
+        files: list[tuple[ChatMessage, str, bytes]] = []
+        for message in self._view(role).user.chat.visible():
+            data = self._file_data(message)
+            if data is None:
+                continue
+            name = self._uploaded_name(message) or ""
+            name = Path(name.replace("\\", "/")).name
+            if not name or name in {".", ".."}:
+                extension = mimetypes.guess_extension(_mime_of(message) or "") or ""
+                name = f"{message.kind}-{message.message_id}{extension}"
+            files.append((message, name, data))
+        return files
+
+    def save(self, folder: str) -> str:
+        """``/save DIR``: write the files the bot sent to the person played into ``DIR``."""
+        if not folder:
+            return f"(!) usage: {SAVE_COMMAND} DIR"
+        files = self.received_files()
+        if not files:
+            return f"(demo) the bot has sent the {self.role} no files to save"
+        target = Path(folder).expanduser()
+        lines: list[str] = []
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+            for message, name, data in files:
+                path = _free_path(target / name)
+                path.write_bytes(data)
+                lines.append(f"(demo) saved {message.kind} {path} ({_size(len(data))})")
+        except OSError as exc:
+            lines.append(f"(!) cannot write to {target}: {exc.strerror or exc}")
+        return "\n".join(lines)
+
+    def _file_data(self, message: ChatMessage) -> bytes | None:
+        """The bytes of a file the bot sent, as the emulator stored them; None if none."""
+        if not message.from_bot or message.file_id is None:
+            return None
+        record = self.sandbox.server.get_file(message.file_id)
+        return None if record is None else record.data
 
     def current_keyboard(self) -> ChatMessage | None:
         """The newest visible bot message with buttons: the one numbers refer to."""
@@ -582,6 +708,15 @@ class DemoSession:
             return body or ""
         if message.kind in _MEDIA_ICONS:
             label = self._media_label(message)
+            if message.from_bot and message.kind in RECEIVED_KINDS:
+                data = self._file_data(message)
+                if data is not None:
+                    digest = hashlib.sha256(data).hexdigest()
+                    check = ""
+                    if "SHA-256" in (body or ""):
+                        same = digest in (body or "")
+                        check = " (matches the caption)" if same else " (NOT the caption's!)"
+                    label += f"\nreceived: SHA-256 {digest}{check}"
             return f"{label}\n{body}" if body else label
         label = f"[{message.kind}]"
         return f"{label} {body}" if body else label
@@ -621,6 +756,70 @@ class DemoSession:
                     break
         self._file_names[key] = name
         return name
+
+
+def _mime_of(message: ChatMessage) -> str | None:
+    value = message.media.get(message.kind)
+    mime = value.get("mime_type") if isinstance(value, dict) else None
+    return mime if isinstance(mime, str) else None
+
+
+def _upload_kind(path: Path, *, as_document: bool) -> tuple[str, str]:
+    """``(kind, MIME type)`` to send ``path`` as: ``photo``, ``voice`` or ``document``."""
+    extension = path.suffix.lower()
+    guessed = mimetypes.guess_type(path.name)[0]
+    if extension in PHOTO_TYPES:
+        return ("document" if as_document else "photo"), PHOTO_TYPES[extension]
+    if extension in VOICE_EXTENSIONS and not as_document:
+        return "voice", "audio/ogg"
+    return "document", guessed or "application/octet-stream"
+
+
+def _read_upload(path: Path) -> tuple[Path, bytes]:
+    """``path`` with ``~`` expanded, and its bytes; LookupError (a message) if unreadable."""
+    path = path.expanduser()
+    try:
+        if not path.is_file():
+            msg = f"{path} is not a file"
+            raise LookupError(msg)
+        size = path.stat().st_size
+        if size > MAX_UPLOAD_BYTES:
+            msg = f"{path} is {_size(size)}; the demo sends at most {_size(MAX_UPLOAD_BYTES)}"
+            raise LookupError(msg)
+        return path, path.read_bytes()
+    except OSError as exc:
+        msg = f"cannot read {path}: {exc.strerror or exc}"
+        raise LookupError(msg) from None
+
+
+def _bare_path(line: str) -> Path | None:
+    """A line that is only the path of an existing file (``/...``, ``./...``, ``~...``).
+
+    ``/start`` and the like stay commands: a line starting with ``/`` counts only
+    if it has a second ``/`` (``/tmp/x.png``) and names an existing file.
+    """
+    text = line.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        text = text[1:-1]
+    if not text.startswith(("/", "./", "~")):
+        return None
+    if text.startswith("/") and "/" not in text[1:]:
+        return None
+    path = Path(text).expanduser()
+    try:
+        return path if path.is_file() else None
+    except OSError:
+        return None
+
+
+def _free_path(path: Path) -> Path:
+    """``path``, or ``name-1.ext``, ``name-2.ext``... if it already exists."""
+    candidate = path
+    number = 0
+    while candidate.exists():
+        number += 1
+        candidate = path.with_name(f"{path.stem}-{number}{path.suffix}")
+    return candidate
 
 
 # ---------------------------------------------------------------------- terminal

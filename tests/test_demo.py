@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -12,8 +13,10 @@ import pytest
 from aiogram.types import BufferedInputFile
 
 from bot.demo import DEFAULT_COORDINATOR_ID, DEFAULT_LAWYER_ID, DemoSession
+from bot.evidence import REFUSAL_TEXTS, Refusal
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES
 from bot.notifications import Notice, NoticeKind, render_notice
+from bot.questionnaire import SKIPPED
 from bot.scripted_reporter import ScriptedReporter, t
 from bot.text import N_
 from handlers.reporter.render import LANGUAGE_PROMPT
@@ -219,3 +222,59 @@ async def test_assign_ask_and_reply(demo: DemoSession) -> None:
     replied = await demo.handle("Вчера вечером.")
     assert "[to lawyer] " in replied
     assert "Вчера вечером." in replied
+
+
+async def _reach_evidence_files(demo: DemoSession) -> ScriptedReporter:
+    """Answer the questionnaire quickly (Skip mostly) up to the evidence files question."""
+    reporter = ScriptedReporter(demo.reporter, "ru")
+    await reporter.open()
+    plan = {"reporter": "victim", "account": "Меня били три дня."}
+    for _ in range(100):
+        question = reporter.question_on_screen()
+        assert question is not None, reporter.user.last_text()
+        if question.id == "evidence_files":
+            demo.render_changes()  # what the scripted reporter did is not under test
+            return reporter
+        await reporter.answer(question, plan.get(question.id, SKIPPED))
+    raise AssertionError("the questionnaire never asked for evidence files")
+
+
+async def test_files_sent_and_received(demo: DemoSession, tmp_path: Path) -> None:
+    await demo.start()
+    reporter = await _reach_evidence_files(demo)
+    photo = b"\x89PNG\r\n\x1a\n" + os.urandom(300)
+    voice = b"OggS" + os.urandom(200)
+    (tmp_path / "injury.png").write_bytes(photo)
+    (tmp_path / "note.ogg").write_bytes(voice)
+    (tmp_path / "tool.exe").write_bytes(b"MZ")
+
+    sent = await demo.handle(f"/file {tmp_path / 'injury.png'} the bruise")
+    assert sent.startswith("(demo) you sent 🖼 photo (injury.png, 308 B)")
+    sent = await demo.handle(str(tmp_path / "note.ogg"))  # a bare path works too
+    assert sent.startswith("(demo) you sent 🎤 voice (note.ogg, 204 B, audio/ogg)")
+    refused = await demo.handle(f"/file {tmp_path / 'tool.exe'}")
+    assert refused.startswith("(demo) you sent 📄 document (tool.exe, 2 B,")
+    assert t(REFUSAL_TEXTS[Refusal.TYPE], "ru") in refused
+    assert (await demo.handle(f"/file {tmp_path / 'missing.png'}")).startswith("(!) ")
+    assert (await demo.handle("/file")).startswith("(!) usage: /file")
+
+    await reporter.press(N_("Done"))
+    await reporter.fill({})
+    reference = await reporter.submit()
+
+    await demo.handle("/as coordinator")
+    await demo.handle(f"/assign {reference}")
+    await demo.handle(_number_of(demo, "Lawyer"))
+    await demo.handle("/as lawyer")
+    case = await demo.handle(f"/case {reference}")
+    receive = t(N_("Receive file {number}"), "tg").format(number=1)
+    assert f"] {receive}" in case
+    received = await demo.handle(_number_of(demo, receive))
+    assert "📄 document (" in received
+    digest = hashlib.sha256(photo).hexdigest()
+    assert f"received: SHA-256 {digest} (matches the caption)" in received
+
+    saved = await demo.handle(f"/save {tmp_path / 'out'}")
+    assert saved.startswith("(demo) saved document ")
+    files = list((tmp_path / "out").iterdir())
+    assert [path.read_bytes() for path in files] == [photo]
