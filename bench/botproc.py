@@ -135,7 +135,7 @@ def _intake_bot(args: argparse.Namespace) -> tuple[Bot, Dispatcher, AsyncEngine]
     from storage.db import create_engine, create_sessionmaker
 
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         bot_token=SecretStr(args.token),
         telegram_api_url=args.api_url,
         database_url=args.database_url,

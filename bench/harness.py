@@ -186,7 +186,7 @@ class BotProcess:
         if done is None:
             if self._closed.is_set():
                 raise BenchError(f"the {self.mode} bot process exited:\n{self.log_tail()}")
-            waiter = asyncio.get_running_loop().create_future()
+            waiter: asyncio.Future[_Done] = asyncio.get_running_loop().create_future()
             self._waiters[update_id] = waiter
             try:
                 done = await asyncio.wait_for(waiter, timeout)

@@ -21,6 +21,8 @@ from storage.keys import ensure_key_file
 
 log = logging.getLogger("intake.app")
 
+POLLING_CONCURRENCY = 10
+
 BACKUP_WARNING = """
 ============================================================================
   A NEW KEY FILE WAS CREATED: {path}
@@ -83,8 +85,13 @@ async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
         await serve_webhook(runtime.settings, bot, dispatcher)
         return
     await bot.delete_webhook(drop_pending_updates=False)
+    # Below the database pool size: with 1000 reporters at once an unbounded number
+    # of update tasks exhausted the pool and lost reports (docs/performance.md).
     await dispatcher.start_polling(
-        bot, allowed_updates=dispatcher.resolve_used_update_types(), handle_signals=True
+        bot,
+        allowed_updates=dispatcher.resolve_used_update_types(),
+        handle_signals=True,
+        tasks_concurrency_limit=POLLING_CONCURRENCY,
     )
 
 
