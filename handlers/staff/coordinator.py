@@ -29,7 +29,7 @@ from handlers.staff.menu import remove_staff_commands
 from handlers.staff.render import staff_label
 from storage import audit
 from storage.crypto import KeyRing
-from storage.models import OutboxMessage, User
+from storage.models import Case, OutboxMessage, User
 from storage.repositories import UserRepository
 
 
@@ -119,10 +119,8 @@ async def assign_command(
     keyring: KeyRing,
     bot: Bot,
 ) -> None:
-    try:
-        case = await case_service.find(user, command.args or "", Action.ASSIGN)
-    except AccessDenied:
-        await message.answer(_(NOT_AVAILABLE))
+    case = await _case_or_refuse(message, command, user, case_service, Action.ASSIGN)
+    if case is None:
         return
     await send_lawyer_choice(bot, message.chat.id, case.reference, case_service, keyring)
 
@@ -146,10 +144,8 @@ async def audit_command(
     session: AsyncSession,
     keyring: KeyRing,
 ) -> None:
-    try:
-        case = await case_service.find(user, command.args or "", Action.AUDIT)
-    except AccessDenied:
-        await message.answer(_(NOT_AVAILABLE))
+    case = await _case_or_refuse(message, command, user, case_service, Action.AUDIT)
+    if case is None:
         return
     entries = await audit.trail_for_case(session, case.id)
     names: dict[uuid.UUID, str] = {}
@@ -176,10 +172,8 @@ async def ban_command(
     session: AsyncSession,
     keyring: KeyRing,
 ) -> None:
-    try:
-        case = await case_service.find(user, command.args or "", Action.BAN_REPORTER)
-    except AccessDenied:
-        await message.answer(_(NOT_AVAILABLE))
+    case = await _case_or_refuse(message, command, user, case_service, Action.BAN_REPORTER)
+    if case is None:
         return
     if not await ban_reporter(session, keyring, user, case):
         await message.answer(_("The person behind this case cannot be blocked."))
@@ -191,6 +185,17 @@ async def ban_command(
             "nothing of theirs is stored."
         ).format(reference=case.reference)
     )
+
+
+async def _case_or_refuse(
+    message: Message, command: CommandObject, user: User, service: CaseService, action: Action
+) -> Case | None:
+    """The case named in the command, or one refusal that does not reveal whether it exists."""
+    try:
+        return await service.find(user, command.args or "", action)
+    except AccessDenied:
+        await message.answer(_(NOT_AVAILABLE))
+        return None
 
 
 def build_router() -> Router:
