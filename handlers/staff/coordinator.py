@@ -26,7 +26,7 @@ from handlers.staff.callbacks import RevokeStaff
 from handlers.staff.cases import NOT_AVAILABLE, send_lawyer_choice
 from handlers.staff.filters import COORDINATOR
 from handlers.staff.menu import remove_staff_commands
-from handlers.staff.render import staff_label
+from handlers.staff.render import audit_action, staff_label
 from storage import audit
 from storage.crypto import KeyRing
 from storage.models import Case, OutboxMessage, User
@@ -160,7 +160,7 @@ async def audit_command(
     lines = [_("Audit trail of {reference}:").format(reference=case.reference)]
     for entry in entries:
         who = names.get(entry.actor_id, "—") if entry.actor_id else "—"
-        lines.append(f"{entry.at:%d.%m.%Y %H:%M} · {who} · {entry.action}")
+        lines.append(f"{entry.at:%d.%m.%Y %H:%M} · {who} · {audit_action(entry.action, _)}")
     await message.answer("\n".join(lines)[:4000])
 
 

@@ -208,3 +208,28 @@ def outcome_keyboard(reference: str, _: Translate) -> InlineKeyboardMarkup:
 def staff_label(user: User, name: str, _: Translate) -> str:
     role = _(N_("coordinator")) if user.role == "coordinator" else _(N_("lawyer"))
     return f"{name} ({role})"
+
+
+#: How the audit trail reads to coordinators; the stored codes stay language-free.
+AUDIT_ACTION_LABELS = {
+    "case_view": N_("opened the case"),
+    "case_assign": N_("assigned the case"),
+    "status_change": N_("changed the status"),
+    "note_add": N_("added a note"),
+    "question_ask": N_("asked the reporter"),
+    "reply_received": N_("the reporter replied"),
+    "evidence_received": N_("a file was received"),
+    "evidence_delivery": N_("received a file"),
+    "retention_warning": N_("deletion warning sent"),
+    "retention_extend": N_("kept the case longer"),
+    "case_shred_retention": N_("deleted at the end of retention"),
+    "case_withdraw": N_("withdrawn by the reporter"),
+    "reporter_forget": N_("the reporter disconnected"),
+    "reporter_ban": N_("blocked the reporter"),
+    "audit_view": N_("viewed the audit trail"),
+}
+
+
+def audit_action(action: str, _: Translate) -> str:
+    label = AUDIT_ACTION_LABELS.get(action)
+    return _(label) if label else action

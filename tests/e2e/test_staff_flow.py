@@ -13,6 +13,7 @@ from bot.sandbox import Sandbox
 from bot.scripted_reporter import FULL_PLAN, ScriptedReporter, t
 from handlers.staff.callbacks import CaseAct, QueueNav
 from handlers.staff.menu import LAWYER_COMMANDS
+from handlers.staff.render import AUDIT_ACTION_LABELS
 from storage.audit import verify_chain
 from storage.crypto import FieldContext
 from storage.models import AuditEntry, CaseEvent, CaseMessage, Invite, OutboxMessage, utcnow
@@ -228,14 +229,17 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
     lines = (coordinator.last_text() or "").splitlines()
     assert lines[0] == t("Audit trail of {reference}:", "tg").format(reference=reference)
     boss, someone = staff_name(sandbox.keyring, coordinator_row), t("reporter", "tg")
+    trail = [
+        (boss, "case_assign"),
+        (LAWYER_NAME, "case_view"),
+        (LAWYER_NAME, "status_change"),
+        (LAWYER_NAME, "question_ask"),
+        (someone, "status_change"),
+        (someone, "reply_received"),
+        (LAWYER_NAME, "status_change"),
+    ]
     assert [line.split(" · ", 1)[1] for line in lines[1:]] == [
-        f"{boss} · case_assign",
-        f"{LAWYER_NAME} · case_view",
-        f"{LAWYER_NAME} · status_change",
-        f"{LAWYER_NAME} · question_ask",
-        f"{someone} · status_change",
-        f"{someone} · reply_received",
-        f"{LAWYER_NAME} · status_change",
+        f"{who} · {t(AUDIT_ACTION_LABELS[action], 'tg')}" for who, action in trail
     ]
     await coordinator.send_command("/stats")
     async with sandbox.sessionmaker() as session:
