@@ -331,14 +331,7 @@ class CaseService:
 
     async def record_reply(self, reporter: User, reference: str, text: str) -> Case:
         """The reporter's answer to a lawyer's question, only on their own open case."""
-        normal = normalise_reference(reference)
-        case = await self.cases.by_reference(normal) if normal else None
-        if (
-            case is None
-            or case.reporter_index != reporter.tg_index
-            or case.status == Status.CLOSED.value
-        ):
-            raise AccessDenied
+        case = await self.reply_case(reporter, reference)
         await self._add_message(case, "reply", reporter, text)
         if case.status == Status.AWAITING_REPORTER.value:
             await self._transition(reporter, case, Status.IN_PROGRESS)

@@ -20,8 +20,6 @@ from bot.notifications import REPLY_CALLBACK_PREFIX
 from handlers.reporter.conversation import wipe
 from handlers.reporter.evidence import incoming_of, limits_of, receive, refusal_text
 from storage.models import User
-from storage.references import normalise_reference
-from storage.repositories import CaseRepository
 
 if TYPE_CHECKING:
     from bot.background import BackgroundTasks
@@ -44,11 +42,11 @@ async def start_reply(
     callback_data: ReplyButton,
     state: FSMContext,
     user: User,
-    cases: CaseRepository,
+    case_service: CaseService,
 ) -> None:
-    reference = normalise_reference(callback_data.reference)
-    case = await cases.by_reference(reference) if reference else None
-    if case is None or case.reporter_index != user.tg_index or case.status == "closed":
+    try:
+        case = await case_service.reply_case(user, callback_data.reference)
+    except AccessDenied:
         await query.answer(_("This button is no longer active."))
         return
     await query.answer()
@@ -75,9 +73,7 @@ async def write_reply(
     settings: Settings,
     background: BackgroundTasks,
 ) -> None:
-    data = await state.get_data()
-    data.pop("reply", None)
-    await state.set_data(data)
+    await _end_reply(state)
     try:
         await case_service.record_reply(user, str(reply.get("reference", "")), message.text or "")
     except (AccessDenied, WorkflowError):
