@@ -118,6 +118,8 @@ class EncryptedFSMStorage(BaseStorage):
         index = self._index(key)
         async with transaction(self._sessionmaker) as session:
             record, payload = await self._load(session, index)
+            if record is not None and payload.get("state") == value:
+                return  # unchanged: no second seal and write within one update
             payload["state"] = value
             await self._store(session, index, record, payload, key)
 
