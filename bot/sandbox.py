@@ -121,7 +121,7 @@ class Sandbox:
         Notifications go out from a background worker; a person reads them
         before they act next, and so do the scripted users.
         """
-        from sqlalchemy import func, select
+        from sqlalchemy import func, or_, select
 
         from storage.models import OutboxMessage, utcnow
 
@@ -132,8 +132,13 @@ class Sandbox:
                     select(func.count())
                     .select_from(OutboxMessage)
                     .where(
-                        OutboxMessage.state.in_(("pending", "sending")),
-                        OutboxMessage.next_attempt_at <= utcnow(),
+                        # A row being sent has a lease in the future: it is in
+                        # flight, not idle, so it counts whatever its time.
+                        or_(
+                            (OutboxMessage.state == "pending")
+                            & (OutboxMessage.next_attempt_at <= utcnow()),
+                            OutboxMessage.state == "sending",
+                        )
                     )
                 )
             if not waiting:
