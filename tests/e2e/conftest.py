@@ -22,6 +22,10 @@ async def sandbox(database: Database, keyring: KeyRing) -> AsyncIterator[Sandbox
         coordinator_ids=frozenset({COORDINATOR_ID}),
     )
     await box.start()
+    # The configured coordinator is a real person who has opened the chat, so
+    # notices to them are delivered at once rather than retried later (where a
+    # late retry would land between a test's command and its answer).
+    box.server.ensure_chat(COORDINATOR_ID, first_name="Coordinator")
     try:
         yield box
     finally:
