@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.logs import configure_logging
+from storage.crypto import DecryptionError
 from storage.crypto.keyfile import KeyFileError
 
 EXIT_CONFIG = 2
@@ -42,11 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 async def _migrate(settings: Settings) -> None:
-    from bot.app import open_runtime
-    from storage.db import migrate
+    from bot.app import open_runtime, prepare_database
 
     async with open_runtime(settings, create_keys=True) as runtime:
-        await migrate(runtime.engine)
+        await prepare_database(runtime)
     print("database is up to date")
 
 
@@ -152,6 +152,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (SettingsError, KeyFileError) as exc:
         print(f"intake-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
+    except DecryptionError as exc:
+        # e.g. `stats` or `keys rotate` with a damaged or altered statistics tally.
+        print(f"intake-bot: a stored value does not open: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
     return 0

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from aiogram import Bot, Dispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.cases.stats import fill_tally
 from bot.config import RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
 from storage.crypto import KeyRing
@@ -95,9 +96,18 @@ async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
     )
 
 
+async def prepare_database(runtime: Runtime) -> None:
+    """Apply the migrations, then what they cannot do without the key file."""
+    await migrate(runtime.engine)
+    async with runtime.sessionmaker.begin() as session:
+        # After revision 0002, once: count the cases stored before the tally existed.
+        if await fill_tally(session, runtime.keyring):
+            log.info("statistics tally filled from the stored cases")
+
+
 async def run(settings: Settings) -> None:
     async with open_runtime(settings, create_keys=True) as runtime:
-        await migrate(runtime.engine)
+        await prepare_database(runtime)
         bot = create_bot(settings)
         dispatcher = create_dispatcher(settings, runtime.sessionmaker, runtime.keyring)
         log.info("starting in %s mode", settings.mode.value)

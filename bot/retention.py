@@ -2,10 +2,11 @@
 
 Seven days before, the assigned lawyer is warned and may extend with a
 reason (``/extend REF reason``; audited). Shredding deletes the case's key
-wraps, so every sealed column becomes unreadable for good; the anonymous
-counters of consenting cases move to ``stats_archive`` first, so published
-figures survive. Safe to run twice, or in two processes at once: each case is
-claimed with a conditional UPDATE.
+wraps, so every sealed column becomes unreadable for good; the clear
+dimensions of consenting cases move to ``stats_archive`` first (their agency
+and region were counted in the sealed tally when they were sent), so
+published figures survive. Safe to run twice, or in two processes at once:
+each case is claimed with a conditional UPDATE.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from storage.models import (
     User,
     utcnow,
 )
-from storage.repositories import CaseRepository
 
 log = logging.getLogger("intake.retention")
 
@@ -65,12 +65,7 @@ async def shred_case(session: AsyncSession, keyring: KeyRing, case: Case, *, rea
     if not getattr(claimed, "rowcount", 0):
         return False
     if case.stats_consent:
-        try:
-            answers = await CaseRepository(session, keyring).answers(case)
-        except LookupError:
-            answers = None
-        if answers is not None:
-            await archive_case(session, case, answers)
+        await archive_case(session, case)
     await session.execute(delete(KeyWrap).where(KeyWrap.case_id == case.id))
     await session.execute(delete(CaseMessage).where(CaseMessage.case_id == case.id))
     await session.execute(delete(EvidenceFile).where(EvidenceFile.case_id == case.id))

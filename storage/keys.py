@@ -8,6 +8,7 @@ transaction, so it can be interrupted at any point and resumed with
 
 from __future__ import annotations
 
+import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose, peek_key_id
 from storage.crypto.keyfile import KeyFileError, KeyMaterial, load_key_file, write_key_file
-from storage.models import FsmRecord, KeyWrap, OutboxMessage, User
+from storage.models import FsmRecord, KeyWrap, OutboxMessage, StatsTally, User
 
 DEFAULT_BATCH = 1000
 USER_SEALED_COLUMNS = ("chat_sealed", "staff_name_sealed")
@@ -33,10 +34,12 @@ class KeyUsage:
     users: dict[str, int]
     drafts: dict[str, int]
     outbox: dict[str, int]
+    stats: dict[str, int]
 
     def uses(self, kek_id: str) -> int:
         return sum(
-            part.get(kek_id, 0) for part in (self.wraps, self.users, self.drafts, self.outbox)
+            part.get(kek_id, 0)
+            for part in (self.wraps, self.users, self.drafts, self.outbox, self.stats)
         )
 
 
@@ -65,12 +68,13 @@ async def key_usage(sessionmaker: async_sessionmaker[AsyncSession], keyring: Key
         wraps = await _count_by_key(session, KeyWrap.kek_id)
         drafts = await _count_by_key(session, FsmRecord.kek_id)
         outbox = await _count_by_key(session, OutboxMessage.kek_id)
+        stats = await _count_by_key(session, StatsTally.kek_id)
         users: Counter[str] = Counter()
         for row in await session.execute(select(User.chat_sealed, User.staff_name_sealed)):
             for sealed in row:
                 if sealed is not None:
                     users[peek_key_id(sealed)] += 1
-    return KeyUsage(keyring.primary_id, wraps, dict(users), drafts, outbox)
+    return KeyUsage(keyring.primary_id, wraps, dict(users), drafts, outbox, stats)
 
 
 async def _count_by_key(
@@ -121,6 +125,10 @@ async def rewrap_all(
     changed += await _reseal_users(sessionmaker, keyring, batch_size)
     changed += await _reseal_sealed_rows(sessionmaker, keyring, FsmRecord, Purpose.DRAFT)
     changed += await _reseal_sealed_rows(sessionmaker, keyring, OutboxMessage, Purpose.OUTBOX)
+    # Last: if the tally does not open, rotation stops here with everything else moved.
+    changed += await _reseal_sealed_rows(
+        sessionmaker, keyring, StatsTally, Purpose.STATS, drop_unreadable=False
+    )
     return changed
 
 
@@ -152,26 +160,53 @@ async def _reseal_users(
 async def _reseal_sealed_rows(
     sessionmaker: async_sessionmaker[AsyncSession],
     keyring: KeyRing,
-    model: type[FsmRecord] | type[OutboxMessage],
+    model: type[FsmRecord] | type[OutboxMessage] | type[StatsTally],
     purpose: Purpose,
+    *,
+    drop_unreadable: bool = True,
 ) -> int:
+    """Re-seal one payload column under the primary key.
+
+    A draft or a notice that does not open is deleted (``drop_unreadable``);
+    the statistics tally is not, as deleting it would silently reset the
+    figures: ``DecryptionError`` stops the rotation instead.
+    """
     changed = 0
     async with sessionmaker.begin() as session:
-        # Sent notifications keep no payload (kek_id ""), so nothing to move.
-        query = select(model).where(model.kek_id != keyring.primary_id, model.kek_id != "")
-        rows = cast(Sequence[FsmRecord | OutboxMessage], (await session.scalars(query)).all())
+        # Sent notifications and the tally before its first count keep no payload
+        # (kek_id ""), so nothing to move. FOR UPDATE: a submission counted while
+        # this runs is not overwritten by the version read here.
+        query = (
+            select(model)
+            .where(model.kek_id != keyring.primary_id, model.kek_id != "")
+            .with_for_update()
+        )
+        rows = cast(
+            Sequence[FsmRecord | OutboxMessage | StatsTally], (await session.scalars(query)).all()
+        )
         for row in rows:
-            row_id = row.key_index if isinstance(row, FsmRecord) else row.id
+            row_id = _row_id(row)
             context = FieldContext(model.__tablename__, "payload_sealed", row_id)
+            assert row.payload_sealed is not None  # a payload is what gives kek_id a value
             try:
                 plain = keyring.open(purpose, row.payload_sealed, context)
             except DecryptionError:
+                if not drop_unreadable:
+                    raise
                 await session.delete(row)
                 continue
             row.payload_sealed = keyring.seal(purpose, plain, context)
             row.kek_id = keyring.primary_id
             changed += 1
     return changed
+
+
+def _row_id(row: FsmRecord | OutboxMessage | StatsTally) -> bytes | uuid.UUID | str:
+    if isinstance(row, FsmRecord):
+        return row.key_index
+    if isinstance(row, StatsTally):
+        return row.name
+    return row.id
 
 
 async def drop_key(
@@ -200,7 +235,8 @@ def usage_report(usage: KeyUsage, kek_ids: tuple[str, ...]) -> str:
         lines.append(
             f"{kek_id}{marker}: {usage.wraps.get(kek_id, 0)} case keys, "
             f"{usage.users.get(kek_id, 0)} users, {usage.drafts.get(kek_id, 0)} drafts, "
-            f"{usage.outbox.get(kek_id, 0)} queued messages"
+            f"{usage.outbox.get(kek_id, 0)} queued messages, "
+            f"{usage.stats.get(kek_id, 0)} statistics tally"
         )
     pending = sum(usage.uses(k) for k in kek_ids if k != usage.primary)
     lines.append(

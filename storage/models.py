@@ -121,6 +121,19 @@ class Case(Base):
 # The staff queue's order (urgent first, then oldest) with the status: a page of
 # /queue is read off this index instead of sorting every open case.
 Index("ix_cases_queue_order", Case.urgent.desc(), Case.created_at, Case.id, Case.status)
+# Everything /stats reads from ``cases``: its GROUP BY and median scan this index
+# alone. On SQLite the columns after the sealed answers would otherwise mean
+# reading every case's overflow pages (4x slower at 100k cases).
+Index(
+    "ix_cases_stats",
+    Case.stats_consent,
+    Case.shredded_at,
+    Case.status,
+    Case.urgent,
+    Case.outcome,
+    Case.created_at,
+    Case.first_action_at,
+)
 
 
 class CaseEvent(Base):
@@ -247,7 +260,9 @@ class OutboxMessage(Base):
 class StatsArchive(Base):
     """Anonymous counters of shredded cases, so published figures survive deletion.
 
-    Only (dimension, key, count): nothing links a count back to a case.
+    Only (dimension, key, count) of the plaintext dimensions (total, urgent,
+    status, month, outcome): nothing links a count back to a case. Agency and
+    region come from the answers and are counted in the sealed ``stats_tally``.
     """
 
     __tablename__ = "stats_archive"
@@ -255,6 +270,23 @@ class StatsArchive(Base):
     dimension: Mapped[str] = mapped_column(String(16), primary_key=True)
     key: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StatsTally(Base):
+    """Counts that come from the sealed answers (agency, region), sealed themselves.
+
+    One row, ``answers``, created by the migration so that it always exists (an
+    empty ``kek_id`` and no payload until the first consenting report). Every
+    consenting case ever submitted is counted once, whether it is still live,
+    withdrawn or shredded, so /stats never has to open the cases' answers.
+    """
+
+    __tablename__ = "stats_tally"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    kek_id: Mapped[str] = mapped_column(String(64), default="")
+    payload_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class EvidenceFile(Base):

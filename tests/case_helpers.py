@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.service import CaseService
 from bot.cases.staff import set_staff_name
+from bot.cases.stats import count_submission
 from storage.crypto import KeyRing
 from storage.models import User
 from storage.repositories import CaseRepository, UserRepository
@@ -68,10 +69,10 @@ async def make_case(
     async with database.sessionmaker.begin() as session:
         if reporter is None:
             reporter, _ = await make_user(session, keyring)
+        if answers is None:
+            answers = {"account": "Ӯро латукӯб карданд", "region": "sughd", "agency": ["police"]}
         case = await CaseRepository(session, keyring).create(
-            answers=answers
-            if answers is not None
-            else {"account": "Ӯро латукӯб карданд", "region": "sughd", "agency": ["police"]},
+            answers=answers,
             urgent=urgent,
             questionnaire_version="test",
             stats_consent=stats_consent,
@@ -79,6 +80,8 @@ async def make_case(
             reporter_index=reporter.tg_index,
             reporter_chat_id=1,
         )
+        if stats_consent:  # as submit_report does
+            await count_submission(session, keyring, answers)
         return case.reference
 
 

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select, text, update
 
 from bot.cases.service import CaseService
-from bot.cases.stats import Stats, compute
+from bot.cases.stats import Stats, compute, count_submission
 from bot.notifications import Notice, NoticeKind, outbox_context
 from bot.retention import EXTENSION, WARN_BEFORE, run_retention
 from storage.crypto import KeyRing, Purpose
@@ -22,6 +22,7 @@ from storage.models import (
     CaseMessage,
     KeyWrap,
     OutboxMessage,
+    StatsArchive,
     User,
     utcnow,
 )
@@ -51,12 +52,13 @@ async def _closed_case(
     stats_consent: bool = True,
 ) -> str:
     """A case sent, worked on (a note) and closed at ``closed_at``."""
+    answers = answers or {"region": "sughd", "agency": ["police"], "account": "латукӯб"}
     async with db.sessionmaker.begin() as session:
         users = UserRepository(session, keyring)
         await users.ensure(REPORTER_TG, REPORTER_TG)
         cases = CaseRepository(session, keyring)
         case = await cases.create(
-            answers=answers or {"region": "sughd", "agency": ["police"], "account": "латукӯб"},
+            answers=answers,
             urgent=True,
             questionnaire_version="test",
             stats_consent=stats_consent,
@@ -64,6 +66,8 @@ async def _closed_case(
             reporter_index=users.telegram_index(REPORTER_TG),
             reporter_chat_id=REPORTER_TG,
         )
+        if stats_consent:  # as submit_report does
+            await count_submission(session, keyring, answers)
         case.created_at = closed_at - timedelta(days=30)
         case.assignee_id = assignee
         if assignee is not None:
@@ -117,6 +121,14 @@ async def _answers_readable(db: Database, keyring: KeyRing, reference: str) -> b
 async def _stats(db: Database, keyring: KeyRing) -> Stats:
     async with db.sessionmaker() as session:
         return await compute(session, keyring)
+
+
+async def _archive(db: Database) -> dict[tuple[str, str], int]:
+    async with db.sessionmaker() as session:
+        rows = await session.execute(
+            select(StatsArchive.dimension, StatsArchive.key, StatsArchive.count)
+        )
+        return {(dimension, key): count for dimension, key, count in rows}
 
 
 async def test_a_closed_case_within_the_period_is_untouched(
@@ -293,12 +305,15 @@ async def test_shredding_keeps_the_anonymous_figures_of_consenting_cases_only(
     now = utcnow()
     lawyer = await _lawyer(database, keyring)
     due = now - RETENTION - timedelta(days=1)
-    await _closed_case(
+    consenting = await _case(
         database,
-        keyring,
-        closed_at=due,
-        assignee=lawyer,
-        answers={"region": "sughd", "agency": ["police", "gknb"]},
+        await _closed_case(
+            database,
+            keyring,
+            closed_at=due,
+            assignee=lawyer,
+            answers={"region": "sughd", "agency": ["police", "gknb"]},
+        ),
     )
     await _closed_case(
         database,
@@ -310,7 +325,10 @@ async def test_shredding_keeps_the_anonymous_figures_of_consenting_cases_only(
     )
     before = await _stats(database, keyring)
     assert before.total == 1 and before.urgent == 1
-    assert len(before.first_action_hours) == 1  # the lawyer's note was a first action
+    # The lawyer's note was a first action.
+    assert consenting.first_action_at is not None and before.median_first_action is not None
+    waited = consenting.first_action_at - consenting.created_at
+    assert abs(before.median_first_action - waited) < timedelta(seconds=1)
     assert "gbao" not in before.by_region and "prosecutor" not in before.by_agency
 
     report = await run_retention(database.sessionmaker, keyring, RETENTION, now=now)
@@ -322,13 +340,29 @@ async def test_shredding_keeps_the_anonymous_figures_of_consenting_cases_only(
         assert dict(figures.by_agency) == {"police": 1, "gknb": 1}
         assert dict(figures.by_status) == {"closed": 1}
         assert dict(figures.by_outcome) == {"consultation": 1}
-    assert after.by_month == before.by_month
+    assert after.by_month == before.by_month == {f"{due - timedelta(days=30):%Y-%m}": 1}
     # Known limit: the time to a lawyer's first action is not archived, so the
     # median covers only cases that are not shredded yet.
-    assert after.first_action_hours == []
+    assert after.median_first_action is None
+    # The archive holds the clear dimensions only: agency and region stay in the
+    # sealed tally, where the case was counted when it was sent.
+    expected_archive = {
+        ("total", ""): 1,
+        ("urgent", ""): 1,
+        ("status", "closed"): 1,
+        ("month", f"{consenting.created_at:%Y-%m}"): 1,
+        ("outcome", "consultation"): 1,
+    }
+    assert await _archive(database) == expected_archive
     # Running again must not count the archived case twice.
     await run_retention(database.sessionmaker, keyring, RETENTION, now=now + timedelta(days=1))
-    assert (await _stats(database, keyring)).total == 1
+    again = await _stats(database, keyring)
+    assert (again.total, dict(again.by_region), dict(again.by_agency)) == (
+        1,
+        {"sughd": 1},
+        {"police": 1, "gknb": 1},
+    )
+    assert await _archive(database) == expected_archive
 
 
 async def test_sqlite_connections_use_secure_delete(tmp_path: Any) -> None:

@@ -3,6 +3,13 @@
 Aggregates only: counts by agency, region, status, month and outcome, the
 urgent share and the median time to a lawyer's first action. Nothing here
 names a case.
+
+``/stats`` costs the same whatever the number of cases: the dimensions kept in
+clear on ``cases`` are counted by SQL, and the two that come from the sealed
+answers (agency, region) are kept up to date in one sealed row,
+``stats_tally``, written in the transaction of each consenting submission
+(``count_submission``). The answers are never opened for statistics, and
+shredded cases leave only their clear dimensions in ``stats_archive``.
 """
 
 from __future__ import annotations
@@ -10,26 +17,35 @@ from __future__ import annotations
 import csv
 import io
 import json
-import statistics
+import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Float, String, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.functions import FunctionElement
 
 from bot.cases.workflow import OUTCOME_LABELS, STATUS_LABELS
 from bot.intake.flow import questionnaire_for
 from bot.questionnaire import MARKERS
 from bot.text import N_
-from storage.crypto import DecryptionError, FieldContext, KeyRing
-from storage.models import Case, KeyWrap, StatsArchive
+from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose
+from storage.models import Case, KeyWrap, StatsArchive, StatsTally, utcnow
 from storage.repositories import SYSTEM_HOLDER
 
 Translate = Callable[[str], str]
 
+log = logging.getLogger("intake.stats")
+
 UNKNOWN = "unknown"
+TALLY_NAME = "answers"
+# The dimensions that come from the sealed answers, counted in ``stats_tally``.
+ANSWER_DIMENSIONS = ("agency", "region")
 
 
 @dataclass(slots=True)
@@ -41,17 +57,51 @@ class Stats:
     by_status: Counter[str] = field(default_factory=Counter)
     by_month: Counter[str] = field(default_factory=Counter)
     by_outcome: Counter[str] = field(default_factory=Counter)
-    first_action_hours: list[float] = field(default_factory=list)
+    # Over live cases only: the time to a first action is not archived at shredding.
+    median_first_action: timedelta | None = None
 
     @property
     def urgent_share(self) -> float:
         return self.urgent / self.total if self.total else 0.0
 
-    @property
-    def median_first_action(self) -> timedelta | None:
-        if not self.first_action_hours:
-            return None
-        return timedelta(hours=statistics.median(self.first_action_hours))
+
+@dataclass(slots=True)
+class AnswerCounts:
+    """What the sealed answers contribute: the content of ``stats_tally``."""
+
+    agency: Counter[str] = field(default_factory=Counter)
+    region: Counter[str] = field(default_factory=Counter)
+
+    def add(self, answers: Mapping[str, object]) -> None:
+        # A multi-choice agency counts once per service named (see the questionnaire).
+        self.agency.update(_codes(answers.get("agency")))
+        self.region.update(_codes(answers.get("region")))
+
+    def merge(self, other: AnswerCounts) -> None:
+        self.agency.update(other.agency)
+        self.region.update(other.region)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {"agency": dict(self.agency), "region": dict(self.region)}, sort_keys=True
+        ).encode()
+
+    @classmethod
+    def from_json(cls, payload: bytes) -> AnswerCounts:
+        try:
+            data = json.loads(payload)
+            return cls(*(_counter(data[name]) for name in ANSWER_DIMENSIONS))
+        except (ValueError, KeyError, TypeError):
+            # Authentic but unreadable: a bug, never a reason to show other figures.
+            raise DecryptionError("malformed statistics tally") from None
+
+
+def _counter(counts: object) -> Counter[str]:
+    if not isinstance(counts, dict) or not all(
+        isinstance(key, str) and type(value) is int for key, value in counts.items()
+    ):
+        raise ValueError("not a map of counts")
+    return Counter(counts)
 
 
 def _codes(value: object) -> list[str]:
@@ -62,57 +112,106 @@ def _codes(value: object) -> list[str]:
     return [UNKNOWN]
 
 
+# --------------------------------------------------------------------------- SQL
+
+
+class UTCMonth(FunctionElement[str]):
+    """``YYYY-MM`` of a ``UTCDateTime`` column, in UTC, computed by the database."""
+
+    type = String()
+    inherit_cache = True
+
+
+@compiles(UTCMonth, "sqlite")
+def _utc_month_sqlite(element: UTCMonth, compiler: SQLCompiler, **kw: Any) -> str:
+    # UTCDateTime stores UTC on SQLite, as text without an offset.
+    return f"strftime('%Y-%m', {compiler.process(element.clauses, **kw)})"
+
+
+@compiles(UTCMonth, "postgresql")
+def _utc_month_postgresql(element: UTCMonth, compiler: SQLCompiler, **kw: Any) -> str:
+    # timestamptz: without AT TIME ZONE, to_char would use the session's time zone.
+    return f"to_char({compiler.process(element.clauses, **kw)} AT TIME ZONE 'UTC', 'YYYY-MM')"
+
+
+class HoursBetween(FunctionElement[float]):
+    """``(later - earlier)`` in hours, as a float, computed by the database."""
+
+    type = Float()
+    inherit_cache = True
+
+
+@compiles(HoursBetween, "sqlite")
+def _hours_between_sqlite(element: HoursBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(clause, **kw) for clause in element.clauses)
+    return f"((julianday({later}) - julianday({earlier})) * 24)"
+
+
+@compiles(HoursBetween, "postgresql")
+def _hours_between_postgresql(element: HoursBetween, compiler: SQLCompiler, **kw: Any) -> str:
+    later, earlier = (compiler.process(clause, **kw) for clause in element.clauses)
+    # EXTRACT returns numeric on PostgreSQL 14+: a float is enough and sorts the same.
+    return f"(CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION) / 3600)"
+
+
+def _consenting() -> Any:
+    return Case.stats_consent.is_(True) & Case.shredded_at.is_(None)
+
+
 async def compute(session: AsyncSession, keyring: KeyRing) -> Stats:
+    """Today's figures; raises ``DecryptionError`` if the sealed tally does not open."""
     stats = Stats()
-    rows = await session.stream(
+    month = UTCMonth(Case.created_at)
+    grouped = await session.execute(
         select(
-            Case.id,
             Case.status,
             Case.urgent,
-            Case.created_at,
-            Case.first_action_at,
             Case.outcome,
-            Case.answers_sealed,
-            KeyWrap.wrapped,
+            month,
+            func.count(),
+            func.count(Case.first_action_at),
         )
-        .join(KeyWrap, (KeyWrap.case_id == Case.id) & (KeyWrap.holder == SYSTEM_HOLDER))
-        .where(Case.stats_consent.is_(True), Case.shredded_at.is_(None))
-        .execution_options(yield_per=2000)
+        .where(_consenting())
+        .group_by(Case.status, Case.urgent, Case.outcome, month)
     )
-    # A partition at a time: iterating the AsyncResult row by row costs a greenlet
-    # switch per row, a third of the fetch time at 100k cases (docs/performance.md).
-    async for partition in rows.partitions():
-        for case_id, status, urgent, created, first_action, outcome, sealed, wrapped in partition:
-            try:
-                data_key = keyring.unwrap_data_key(
-                    wrapped, FieldContext("key_wraps", f"wrapped:{SYSTEM_HOLDER}", case_id)
-                )
-                answers = json.loads(
-                    data_key.open(sealed, FieldContext("cases", "answers_sealed", case_id))
-                )
-            except (DecryptionError, ValueError):
-                continue
-            for dimension, key in _facets(status, urgent, created, outcome, answers):
-                _add(stats, dimension, key, 1)
-            if first_action is not None:
-                stats.first_action_hours.append((first_action - created).total_seconds() / 3600)
-    for row in await session.scalars(select(StatsArchive)):
-        _add(stats, row.dimension, row.key, row.count)
+    acted = 0
+    for status, urgent, outcome, created_month, count, with_first_action in grouped:
+        stats.total += count
+        stats.urgent += count if urgent else 0
+        stats.by_status[status] += count
+        stats.by_month[created_month] += count
+        if outcome:
+            stats.by_outcome[outcome] += count
+        acted += with_first_action
+    stats.median_first_action = await _median_first_action(session, acted)
+    for dimension, key, count in await session.execute(
+        select(StatsArchive.dimension, StatsArchive.key, StatsArchive.count)
+    ):
+        _add(stats, dimension, key, count)
+    tally_query = select(StatsTally.payload_sealed).where(StatsTally.name == TALLY_NAME)
+    found = (await session.execute(tally_query)).one_or_none()
+    tally = _open_tally(keyring, found is not None, found[0] if found else None)
+    stats.by_agency.update(tally.agency)
+    stats.by_region.update(tally.region)
     return stats
 
 
-def _facets(
-    status: str, urgent: bool, created: datetime, outcome: str | None, answers: dict[str, object]
-) -> list[tuple[str, str]]:
-    """The (dimension, key) pairs one case contributes to the figures."""
-    pairs = [("total", ""), ("status", status), ("month", f"{created:%Y-%m}")]
-    if urgent:
-        pairs.append(("urgent", ""))
-    if outcome:
-        pairs.append(("outcome", outcome))
-    pairs += [("agency", code) for code in _codes(answers.get("agency"))]
-    pairs += [("region", code) for code in _codes(answers.get("region"))]
-    return pairs
+async def _median_first_action(session: AsyncSession, count: int) -> timedelta | None:
+    """The median of ``count`` values read off the sorted middle, not fetched whole."""
+    if not count:
+        return None
+    hours = HoursBetween(Case.first_action_at, Case.created_at)
+    middle = (
+        await session.scalars(
+            select(hours)
+            .where(_consenting(), Case.first_action_at.is_not(None))
+            .order_by(hours)
+            .offset((count - 1) // 2)
+            .limit(1 if count % 2 else 2)
+        )
+    ).all()
+    # A case shredded since the count was taken can leave the middle empty.
+    return timedelta(hours=sum(middle) / len(middle)) if middle else None
 
 
 def _add(stats: Stats, dimension: str, key: str, count: int) -> None:
@@ -124,9 +223,129 @@ def _add(stats: Stats, dimension: str, key: str, count: int) -> None:
         getattr(stats, f"by_{dimension}")[key] += count
 
 
-async def archive_case(session: AsyncSession, case: Case, answers: dict[str, object]) -> None:
-    """Move a consenting case's contribution into the anonymous counters."""
-    for dimension, key in _facets(case.status, case.urgent, case.created_at, case.outcome, answers):
+# --------------------------------------------------------------------------- the tally
+
+
+def _tally_context() -> FieldContext:
+    return FieldContext("stats_tally", "payload_sealed", TALLY_NAME)
+
+
+def _open_tally(keyring: KeyRing, found: bool, sealed: bytes | None) -> AnswerCounts:
+    if not found:
+        # The migration creates the row: gone means deleted, and reading it as
+        # empty would silently show wrong figures.
+        raise DecryptionError("the statistics tally is missing")
+    if sealed is None:
+        return AnswerCounts()
+    return AnswerCounts.from_json(keyring.open(Purpose.STATS, sealed, _tally_context()))
+
+
+async def add_to_tally(session: AsyncSession, keyring: KeyRing, counts: AnswerCounts) -> None:
+    """Add ``counts`` to the sealed tally, in the caller's transaction.
+
+    Read-modify-write of one row, so concurrent writers must not interleave. On
+    PostgreSQL ``FOR UPDATE`` makes the second writer wait for the first to
+    commit and then read its version. On SQLite (where FOR UPDATE is not
+    rendered) the pysqlite driver begins the transaction at its first write,
+    which takes the database's single write lock until commit; callers write
+    before they get here (``submit_report`` has inserted the case), so the
+    read below already sees the last committed tally and nobody can change it
+    before this transaction ends.
+    """
+    # populate_existing: after waiting for the lock, take the version just read,
+    # not one this session may have loaded earlier.
+    row = await session.scalar(
+        select(StatsTally)
+        .where(StatsTally.name == TALLY_NAME)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    tally = _open_tally(keyring, row is not None, row.payload_sealed if row else None)
+    assert row is not None
+    tally.merge(counts)
+    row.payload_sealed = keyring.seal(Purpose.STATS, tally.to_json(), _tally_context())
+    row.kek_id = keyring.primary_id
+    row.updated_at = utcnow()
+    await session.flush()
+
+
+async def count_submission(
+    session: AsyncSession, keyring: KeyRing, answers: Mapping[str, object]
+) -> None:
+    """Count a consenting report's agency and region; call after its case is inserted."""
+    counts = AnswerCounts()
+    counts.add(answers)
+    await add_to_tally(session, keyring, counts)
+
+
+async def fill_tally(session: AsyncSession, keyring: KeyRing) -> bool:
+    """Once, after migration 0002: count the cases stored before the tally existed.
+
+    Opens the answers of every live consenting case, and moves the agency and
+    region counters that older versions kept in clear in ``stats_archive`` into
+    the sealed tally. Does nothing (False) once the tally has been written.
+    An operator may empty the tally (``payload_sealed`` NULL, ``kek_id`` '')
+    with the bot stopped to have it recounted at the next start; the agency and
+    region of cases shredded meanwhile are then lost.
+    """
+    # Claim the empty tally with a conditional write, as retention claims a case:
+    # from here until commit no other process can count into it (PostgreSQL row
+    # lock; on SQLite the database's write lock), so no case is counted twice.
+    claimed = await session.execute(
+        update(StatsTally)
+        .where(StatsTally.name == TALLY_NAME, StatsTally.payload_sealed.is_(None))
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if not getattr(claimed, "rowcount", 0):
+        return False
+    counts = AnswerCounts()
+    unreadable = 0
+    cases = await session.stream(
+        select(Case.id, Case.answers_sealed, KeyWrap.wrapped)
+        .join(KeyWrap, (KeyWrap.case_id == Case.id) & (KeyWrap.holder == SYSTEM_HOLDER))
+        .where(_consenting())
+        .execution_options(yield_per=2000)
+    )
+    # A partition at a time: iterating the AsyncResult row by row costs a greenlet
+    # switch per row (docs/performance.md).
+    async for partition in cases.partitions():
+        for case_id, sealed, wrapped in partition:
+            try:
+                data_key = keyring.unwrap_data_key(
+                    wrapped, FieldContext("key_wraps", f"wrapped:{SYSTEM_HOLDER}", case_id)
+                )
+                answers = json.loads(
+                    data_key.open(sealed, FieldContext("cases", "answers_sealed", case_id))
+                )
+            except (DecryptionError, ValueError):
+                # Still a consenting case in the total: its answers are unknown.
+                answers = {}
+                unreadable += 1
+            counts.add(answers)
+    archived = StatsArchive.dimension.in_(ANSWER_DIMENSIONS)
+    for dimension, key, count in await session.execute(
+        select(StatsArchive.dimension, StatsArchive.key, StatsArchive.count).where(archived)
+    ):
+        getattr(counts, dimension)[key] += count
+    await session.execute(delete(StatsArchive).where(archived))
+    await add_to_tally(session, keyring, counts)
+    if unreadable:
+        log.warning("statistics tally: %d cases did not open, counted as unknown", unreadable)
+    return True
+
+
+async def archive_case(session: AsyncSession, case: Case) -> None:
+    """Move a consenting case's clear dimensions into the anonymous counters.
+
+    Its agency and region stay in the sealed tally, counted at submission.
+    """
+    pairs = [("total", ""), ("status", case.status), ("month", f"{case.created_at:%Y-%m}")]
+    if case.urgent:
+        pairs.append(("urgent", ""))
+    if case.outcome:
+        pairs.append(("outcome", case.outcome))
+    for dimension, key in pairs:
         row = await session.get(StatsArchive, (dimension, key))
         if row is None:
             session.add(StatsArchive(dimension=dimension, key=key, count=1))

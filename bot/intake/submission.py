@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cases.stats import count_submission
 from bot.intake.flow import IntakeState, questionnaire_for
 from bot.notifications import Notice, NoticeKind, coordinators, enqueue
 from bot.questionnaire import clear_hidden, drop_missing_evidence, evidence_ids, is_urgent
-from storage.crypto import KeyRing
+from storage.crypto import DecryptionError, KeyRing
 from storage.evidence import EvidenceRepository
 from storage.models import Case, User, utcnow
 from storage.repositories import CaseRepository
+
+log = logging.getLogger("intake.submission")
 
 DAILY_SUBMISSION_LIMIT = 3
 
@@ -35,7 +39,8 @@ async def submit_report(
     reporter_chat_id: int,
     intake_per_minute: int = 0,
 ) -> Case:
-    """Store the case and queue the coordinators' notices, in the caller's transaction.
+    """Store the case, count it for statistics (with consent) and queue the
+    coordinators' notices, all in the caller's transaction.
 
     ``intake_per_minute`` is the global circuit breaker (0 turns it off).
     """
@@ -64,6 +69,13 @@ async def submit_report(
         case_id=intake.case_id if intake.data_key is not None else None,
         data_key=intake.data_key if intake.case_id is not None else None,
     )
+    if case.stats_consent:
+        try:
+            await count_submission(session, keyring, answers)
+        except DecryptionError:
+            # The report matters more than a figure. The tally stays unreadable,
+            # so /stats refuses to show figures rather than show wrong ones.
+            log.error("statistics tally does not open: case %s stored, not counted", case.reference)
     if intake.case_id is not None:
         # Files referred to by the answers become the case's; the rest are deleted.
         await evidence.submit(case.id, evidence_ids(q, answers))

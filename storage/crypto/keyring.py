@@ -27,6 +27,7 @@ class Purpose(StrEnum):
     USER = "user-fields"
     DRAFT = "fsm-drafts"
     OUTBOX = "outbox"
+    STATS = "stats"
 
 
 @dataclass(frozen=True, slots=True)

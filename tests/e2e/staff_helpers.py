@@ -11,6 +11,7 @@ from collections.abc import Callable
 from sqlalchemy import select
 
 from bot.cases.service import CaseService
+from bot.cases.stats import count_submission
 from bot.emulator import SimulatedUser
 from bot.emulator.server import RecordedCall
 from bot.intake.flow import CURRENT
@@ -111,8 +112,9 @@ async def seed_case(
         )
         if reporter.language is None:
             reporter.language = "ru"
+        stored = dict(answers or {"account": "—"})
         case = await CaseRepository(session, sandbox.keyring).create(
-            answers=dict(answers or {"account": "—"}),
+            answers=stored,
             urgent=urgent,
             questionnaire_version=CURRENT.version,
             stats_consent=True,
@@ -120,6 +122,7 @@ async def seed_case(
             reporter_index=reporter.tg_index,
             reporter_chat_id=reporter_telegram_id,
         )
+        await count_submission(session, sandbox.keyring, stored)  # as submit_report does
         return case.reference
 
 
