@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import uuid
 
 from aiogram import Bot, Router
@@ -28,9 +29,11 @@ from handlers.staff.filters import COORDINATOR
 from handlers.staff.menu import remove_staff_commands
 from handlers.staff.render import audit_action, staff_label
 from storage import audit
-from storage.crypto import KeyRing
+from storage.crypto import DecryptionError, KeyRing
 from storage.models import Case, OutboxMessage, User
 from storage.repositories import UserRepository
+
+log = logging.getLogger("intake.stats")
 
 
 async def invite_command(
@@ -128,7 +131,19 @@ async def assign_command(
 async def stats_command(
     message: Message, user: User, session: AsyncSession, keyring: KeyRing, i18n: I18n
 ) -> None:
-    figures = await case_stats.compute(session, keyring)
+    try:
+        figures = await case_stats.compute(session, keyring)
+    except DecryptionError:
+        # Damaged or altered: no figures rather than wrong ones. The log tells the
+        # administrator (docs/data-at-rest.md, stats_tally).
+        log.error("/stats refused: the statistics tally does not open")
+        await message.answer(
+            _(
+                "The figures cannot be shown: the stored statistics are damaged. "
+                "Tell the administrator."
+            )
+        )
+        return
     await audit.record(session, keyring, "stats_view", actor_id=user.id)
     await session.commit()
     await message.answer(case_stats.render_text(figures, _))
