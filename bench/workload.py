@@ -4,6 +4,8 @@ The rows are the ones :meth:`storage.repositories.CaseRepository.create` writes
 (a fresh data key per case, answers and the reporter's chat id sealed under it,
 the data key wrapped under the primary key-encryption key), plus the reporter's
 ``users`` row as :meth:`UserRepository.ensure` writes it, inserted in batches.
+Consenting cases are counted in the sealed statistics tally as
+``submit_report`` counts them, once per ``add_cases`` rather than per case.
 Answers come from the questionnaire engine, as the bot stores them: the plan's
 answers where a question is shown, ``_skip`` for the rest.
 """
@@ -21,6 +23,7 @@ from typing import Any
 from sqlalchemy import insert
 
 from bench.common import BenchError, Database
+from bot.cases.stats import AnswerCounts, add_to_tally, count_submission
 from bot.cases.workflow import Outcome, Status
 from bot.intake.flow import CURRENT
 from bot.notifications import Role
@@ -120,6 +123,8 @@ class CaseFactory:
     made: int = 0
     open_cases: int = 0
     consenting: int = 0
+    # Agency and region of the consenting cases made since the tally was last written.
+    uncounted: AnswerCounts = field(default_factory=AnswerCounts)
     now: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def __post_init__(self) -> None:
@@ -195,6 +200,8 @@ class CaseFactory:
                 self.open_cases += 1
             stats_consent = rng.random() < 0.85
             self.consenting += stats_consent
+            if stats_consent:
+                self.uncounted.add(answers)
             users.append(
                 {
                     "id": user_id,
@@ -261,16 +268,20 @@ async def seed_staff(database: Database, factory: CaseFactory) -> None:
 
 
 async def add_cases(database: Database, factory: CaseFactory, count: int) -> None:
-    """Insert ``count`` more cases, ``BATCH`` per transaction."""
+    """Insert ``count`` more cases, ``BATCH`` per transaction; count them in the last."""
     remaining = count
     while remaining > 0:
         size = min(BATCH, remaining)
         users, cases, wraps = factory.rows(size)
+        remaining -= size
         async with database.sessionmaker.begin() as session:
             await session.execute(insert(User), users)
             await session.execute(insert(Case), cases)
             await session.execute(insert(KeyWrap), wraps)
-        remaining -= size
+            if not remaining:
+                # Once, after the inserts, as submit_report counts after its case.
+                await add_to_tally(session, factory.keyring, factory.uncounted)
+                factory.uncounted = AnswerCounts()
 
 
 async def check_equivalence(database: Database, factory: CaseFactory) -> None:
@@ -287,6 +298,7 @@ async def check_equivalence(database: Database, factory: CaseFactory) -> None:
             reporter_index=factory.keyring.blind_index("tg-user", 1),
             reporter_chat_id=1,
         )
+        await count_submission(session, factory.keyring, answers)  # as submit_report does
         reference = made.reference
     factory.references.add(reference)
     async with database.sessionmaker() as session:
