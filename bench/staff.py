@@ -27,6 +27,7 @@ from bench.common import (
 )
 from bench.harness import Answers, BotProcess, ProbedUser, Step
 from bench.workload import CaseFactory, add_cases, check_equivalence, seed_staff
+from bot.cases.stats import compute
 from bot.emulator import FakeTelegramServer
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import load_key_file
@@ -152,6 +153,22 @@ async def _rotate(database: Database, key_file: Path) -> dict[str, Any]:
     }
 
 
+async def _figures(database: Database, factory: CaseFactory) -> float:
+    """Seconds ``stats.compute`` takes in process; checks the tally against the factory."""
+    watch = Stopwatch()
+    async with database.sessionmaker() as session:
+        figures = await compute(session, factory.keyring)
+    elapsed = watch.elapsed
+    # Region is a single choice ("unknown" when skipped): one count per consenting case.
+    counted = sum(figures.by_region.values())
+    if figures.total != factory.consenting or counted != factory.consenting:
+        raise BenchError(
+            f"/stats figures: {figures.total} cases, {counted} by region; "
+            f"{factory.consenting} consenting cases generated"
+        )
+    return elapsed
+
+
 async def _counts(database: Database) -> tuple[int, int]:
     async with database.sessionmaker() as session:
         cases = int(await session.scalar(select(func.count()).select_from(Case)) or 0)
@@ -188,8 +205,12 @@ async def staff_runs(
                 raise BenchError(f"{cases} cases in the database, {size} expected")
             if backend == "postgres":
                 await database.analyze()
+            compute_s = await _figures(database, factory)
             if progress:
-                progress(f"  {backend}: {size} cases generated in {generated_in:.1f}s")
+                progress(
+                    f"  {backend}: {size} cases generated in {generated_in:.1f}s; "
+                    f"stats.compute {compute_s * 1000:.0f} ms"
+                )
             commands = await _staff_commands(
                 database, key_file, factory, workdir, f"{name}_{size}", profile_dir
             )
@@ -210,6 +231,7 @@ async def staff_runs(
                     "stats_consenting": factory.consenting,
                     "users": users,
                     "generate_s": round(generated_in, 2),
+                    "stats_compute_ms": round(compute_s * 1000, 1),
                     **commands,
                     "keys_rotate": rotation,
                     "database": {
