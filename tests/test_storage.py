@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from aiogram.fsm.storage.base import StorageKey
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 
 from storage import keys
 from storage.crypto import DecryptionError, KeyRing
@@ -236,6 +236,15 @@ async def test_migrations_match_models_and_go_down_and_up(database: Database) ->
 
     async with database.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+    # One revision down: 0002 takes away the statistics tally and its index.
+    await downgrade(database.engine, "0001")
+    assert await current_revision(database.engine) == "0001"
+    async with database.engine.connect() as conn:
+        assert "stats_tally" not in await conn.run_sync(
+            lambda sync: inspect(sync).get_table_names()
+        )
+        indexes = await conn.run_sync(lambda sync: inspect(sync).get_indexes("cases"))
+        assert "ix_cases_stats" not in {index["name"] for index in indexes}
     await downgrade(database.engine, "base")
     assert await current_revision(database.engine) is None
     async with database.engine.connect() as conn:
@@ -246,3 +255,6 @@ async def test_migrations_match_models_and_go_down_and_up(database: Database) ->
     await migrate(database.engine)
     async with database.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+        # The tally's one row is back, empty.
+        seed = await conn.execute(text("SELECT name, kek_id, payload_sealed FROM stats_tally"))
+        assert seed.all() == [("answers", "", None)]
