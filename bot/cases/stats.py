@@ -4,12 +4,12 @@ Aggregates only: counts by agency, region, status, month and outcome, the
 urgent share and the median time to a lawyer's first action. Nothing here
 names a case.
 
-``/stats`` costs the same whatever the number of cases: the dimensions kept in
-clear on ``cases`` are counted by SQL, and the two that come from the sealed
-answers (agency, region) are kept up to date in one sealed row,
-``stats_tally``, written in the transaction of each consenting submission
-(``count_submission``). The answers are never opened for statistics, and
-shredded cases leave only their clear dimensions in ``stats_archive``.
+``/stats`` opens no case: the dimensions kept in clear on ``cases`` are
+counted by SQL (a scan of ``ix_cases_stats``, not a decryption per case), and
+the two that come from the sealed answers (agency, region) are kept up to date
+in one sealed row, ``stats_tally``, written in the transaction of each
+consenting submission (``count_submission``). Shredded cases leave only their
+clear dimensions in ``stats_archive``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Float, String, delete, func, select, update
+from sqlalchemy import ColumnElement, Float, String, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -154,7 +154,8 @@ def _hours_between_postgresql(element: HoursBetween, compiler: SQLCompiler, **kw
     return f"(CAST(EXTRACT(EPOCH FROM ({later} - {earlier})) AS DOUBLE PRECISION) / 3600)"
 
 
-def _consenting() -> Any:
+def _consenting() -> ColumnElement[bool]:
+    """Cases counted live; shredded ones are counted in ``stats_archive``."""
     return Case.stats_consent.is_(True) & Case.shredded_at.is_(None)
 
 
