@@ -9,8 +9,6 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.fsm.storage.base import BaseEventIsolation
-from aiogram.fsm.storage.memory import SimpleEventIsolation
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -19,7 +17,7 @@ from bot.config import Settings
 from bot.flood import FloodControl, UpdateDeduplicator
 from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.logs import UpdateLogMiddleware
-from bot.middlewares import DatabaseMiddleware, UserMiddleware
+from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
 from handlers import build_root_router
 from handlers.common.errors import on_error
@@ -73,22 +71,21 @@ def create_dispatcher(
     keyring: KeyRing,
     *,
     i18n: CatalogueI18n | None = None,
-    events_isolation: BaseEventIsolation | None = None,
     outbox_policy: OutboxPolicy | None = None,
 ) -> Dispatcher:
     storage = EncryptedFSMStorage(
         sessionmaker, keyring, ttl=timedelta(seconds=settings.draft_ttl_seconds)
     )
-    dispatcher = Dispatcher(
-        storage=storage,
-        events_isolation=events_isolation or SimpleEventIsolation(),
-    )
+    # aiogram's FSM middleware is registered by hand, inside the update's
+    # transaction; ChatSerializer does the per-chat isolation it would have done.
+    dispatcher = Dispatcher(storage=storage, disable_fsm=True)
     i18n = i18n or create_i18n()
     dispatcher.update.outer_middleware(UpdateLogMiddleware())
     dispatcher.update.outer_middleware(UpdateDeduplicator())
     dispatcher.update.outer_middleware(
         FloodControl(settings.rate_limit, settings.rate_window_seconds)
     )
+    dispatcher.update.outer_middleware(ChatSerializer())
     dispatcher.update.outer_middleware(
         DatabaseMiddleware(
             sessionmaker,
@@ -97,6 +94,7 @@ def create_dispatcher(
             retention_days=settings.retention_days,
         )
     )
+    dispatcher.update.outer_middleware(dispatcher.fsm)
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)
     dispatcher.errors.register(on_error)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware
+from aiogram.dispatcher.middlewares.user_context import EVENT_CONTEXT_KEY, EventContext
 from aiogram.types import CallbackQuery, Chat, Message, TelegramObject, Update
 from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -16,6 +18,43 @@ from storage.repositories import CaseRepository, UserRepository
 from storage.unit_of_work import update_scope
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class ChatSerializer(BaseMiddleware):
+    """One update at a time per (chat, user), from the first read to the commit.
+
+    Replaces aiogram's event isolation, which lives inside its FSM middleware:
+    that lock would be released before ``DatabaseMiddleware`` commits, so the
+    next update of the same chat could read the draft as it was before. Here
+    the lock encloses the whole transaction, and the FSM state is read inside
+    it (one transaction and one read of the draft per update, see
+    docs/performance.md). Locks are dropped when nobody holds or awaits them.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[tuple[int | None, int | None], tuple[asyncio.Lock, int]] = {}
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        context: EventContext | None = data.get(EVENT_CONTEXT_KEY)
+        if context is None or (context.chat_id is None and context.user_id is None):
+            return await handler(event, data)
+        key = (context.chat_id, context.user_id)
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                return await handler(event, data)
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    @property
+    def held(self) -> int:
+        """Chats with an update in progress or waiting (for tests)."""
+        return len(self._locks)
 
 
 class DatabaseMiddleware(BaseMiddleware):

@@ -57,27 +57,37 @@ class EncryptedFSMStorage(BaseStorage):
     async def _load(
         self, session: AsyncSession, index: bytes
     ) -> tuple[FsmRecord | None, dict[str, Any]]:
+        # aiogram reads the state and data several times per update (middleware,
+        # filters, handler, save): within the update's session the row and its
+        # opened payload are read and decrypted once, and parsed anew each time
+        # so that no caller can change another's copy.
+        cache: dict[bytes, tuple[FsmRecord | None, bytes]] = session.info.setdefault(
+            "fsm_records", {}
+        )
+        if index not in cache:
+            cache[index] = await self._read(session, index)
+        record, raw = cache[index]
+        payload = json.loads(raw) if record is not None else {}
+        return record, payload if isinstance(payload, dict) else {}
+
+    async def _read(self, session: AsyncSession, index: bytes) -> tuple[FsmRecord | None, bytes]:
         record = await session.get(FsmRecord, index)
         if record is None:
-            return None, {}
-        # The session's identity map holds rows weakly: without this reference the
-        # row read by get_data() is gone by the time the handler saves, and
-        # set_state() selects it again. Kept for the session (one update) only.
-        session.info.setdefault("fsm_records", {})[index] = record
+            return None, b""
         if record.expires_at <= utcnow():
             await session.delete(record)
             await session.flush()
-            return None, {}
+            return None, b""
         try:
             raw = self._keyring.open(Purpose.DRAFT, record.payload_sealed, self._context(index))
-            payload = json.loads(raw)
+            json.loads(raw)
         except (DecryptionError, ValueError):
             # An unreadable draft (its key was dropped, or it was tampered with)
             # is treated as absent rather than crashing the conversation.
             await session.delete(record)
             await session.flush()
-            return None, {}
-        return record, payload if isinstance(payload, dict) else {}
+            return None, b""
+        return record, raw
 
     async def _store(
         self,
@@ -87,31 +97,30 @@ class EncryptedFSMStorage(BaseStorage):
         payload: dict[str, Any],
         key: StorageKey,
     ) -> None:
+        cache = session.info["fsm_records"]
         if payload.get("state") is None and not payload.get("data"):
             if record is not None:
                 await session.delete(record)
                 await session.flush()
+            cache[index] = (None, b"")
             return
         payload["chat"] = key.chat_id
-        sealed = self._keyring.seal(
-            Purpose.DRAFT,
-            json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
-            self._context(index),
-        )
+        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        sealed = self._keyring.seal(Purpose.DRAFT, raw, self._context(index))
         expires = utcnow() + self._ttl
         if record is None:
-            session.add(
-                FsmRecord(
-                    key_index=index,
-                    payload_sealed=sealed,
-                    kek_id=self._keyring.primary_id,
-                    expires_at=expires,
-                )
+            record = FsmRecord(
+                key_index=index,
+                payload_sealed=sealed,
+                kek_id=self._keyring.primary_id,
+                expires_at=expires,
             )
+            session.add(record)
         else:
             record.payload_sealed = sealed
             record.kek_id = self._keyring.primary_id
             record.expires_at = expires
+        cache[index] = (record, raw)
 
     async def set_state(self, key: StorageKey, state: StateType = None) -> None:
         value = state.state if isinstance(state, State) else state

@@ -1,0 +1,186 @@
+"""One update, one transaction: the draft read once, writers queued, chats serialised.
+
+These are the mechanisms behind the intake throughput figures in
+docs/performance.md; each test here fails if its mechanism is taken out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiogram.dispatcher.middlewares.user_context import EVENT_CONTEXT_KEY, EventContext
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.types import Chat, User
+from sqlalchemy import event, select, update
+
+from bot.middlewares import ChatSerializer
+from storage.crypto import KeyRing
+from storage.db import create_engine, create_sessionmaker, migrate
+from storage.fsm import EncryptedFSMStorage
+from storage.models import FsmRecord
+from storage.unit_of_work import update_scope
+from storage.write_gate import GATE, WriteGate
+from tests.conftest import Database
+
+
+def _key(chat: int) -> StorageKey:
+    return StorageKey(bot_id=1, chat_id=chat, user_id=chat)
+
+
+def _count_statements(database: Database) -> Counter[str]:
+    seen: Counter[str] = Counter()
+
+    @event.listens_for(database.engine.sync_engine, "before_cursor_execute")
+    def _count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        seen[statement.split()[0].upper()] += 1
+
+    return seen
+
+
+async def test_an_update_reads_and_decrypts_its_draft_once(
+    database: Database, keyring: KeyRing, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    storage = EncryptedFSMStorage(database.sessionmaker, keyring, ttl=timedelta(hours=1))
+    key = _key(7)
+    await storage.set_state(key, "Intake:active")
+    await storage.set_data(key, {"intake": {"answers": {"a": 1}}})
+    statements = _count_statements(database)
+    opened = Counter[str]()
+    real_open = KeyRing.open
+
+    def counting_open(self: KeyRing, *args: Any, **kwargs: Any) -> bytes:
+        opened["open"] += 1
+        return real_open(self, *args, **kwargs)
+
+    monkeypatch.setattr(KeyRing, "open", counting_open)
+
+    async with update_scope(database.sessionmaker):
+        # What aiogram and a handler do in one update: middleware, filter,
+        # handler load, save.
+        assert await storage.get_state(key) == "Intake:active"
+        data = await storage.get_data(key)
+        data["intake"]["answers"]["a"] = 2  # the caller's copy, not the cache
+        assert (await storage.get_data(key))["intake"]["answers"] == {"a": 1}
+        await storage.set_state(key, "Intake:active")
+        await storage.set_data(key, {"intake": {"answers": {"a": 3}}})
+        assert (await storage.get_data(key))["intake"]["answers"] == {"a": 3}
+
+    assert statements["SELECT"] == 1
+    assert statements["UPDATE"] == 1
+    assert opened["open"] == 1
+    assert (await storage.get_data(key))["intake"]["answers"] == {"a": 3}
+
+
+async def test_a_missing_draft_is_looked_up_once_per_update(
+    database: Database, keyring: KeyRing
+) -> None:
+    storage = EncryptedFSMStorage(database.sessionmaker, keyring, ttl=timedelta(hours=1))
+    statements = _count_statements(database)
+    async with update_scope(database.sessionmaker):
+        for _ in range(3):
+            assert await storage.get_state(_key(8)) is None
+            assert await storage.get_data(_key(8)) == {}
+        await storage.set_data(_key(8), {"x": 1})
+        assert await storage.get_data(_key(8)) == {"x": 1}
+    assert statements["SELECT"] == 1
+    assert statements["INSERT"] == 1
+
+
+async def test_sqlite_writers_queue_instead_of_failing(tmp_path: Any, keyring: KeyRing) -> None:
+    """Many sessions writing at once, more than the pool holds, on one SQLite file.
+
+    Each holds its write across an await (as a handler does across a Bot API
+    call); without the gate they would wait in SQLite's busy handler, and a
+    session holding the gate while waiting for a pooled connection would
+    deadlock with sessions holding connections while waiting for the gate.
+    """
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}")
+    await migrate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    storage = EncryptedFSMStorage(sessionmaker, keyring, ttl=timedelta(hours=1))
+    inside = 0
+    most_inside = 0
+
+    async def writer(number: int) -> None:
+        nonlocal inside, most_inside
+        async with update_scope(sessionmaker) as session:
+            await storage.set_data(_key(number), {"n": number})
+            await session.commit()  # as commit_now(): the connection goes back
+            await storage.set_data(_key(number), {"n": -number})
+            await session.flush()
+            inside += 1
+            most_inside = max(most_inside, inside)
+            await asyncio.sleep(0.01)
+            inside -= 1
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(writer(n) for n in range(40))), timeout=60)
+        async with sessionmaker() as session:
+            rows = (await session.scalars(select(FsmRecord))).all()
+        assert len(rows) == 40
+        assert [(await storage.get_data(_key(n)))["n"] for n in range(40)] == [
+            -n for n in range(40)
+        ]
+        assert most_inside == 1  # one writing transaction at a time
+        assert not sessionmaker.kw["info"][GATE].busy
+    finally:
+        await engine.dispose()
+
+
+async def test_the_gate_is_released_on_rollback_and_times_out(
+    tmp_path: Any, keyring: KeyRing
+) -> None:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}")
+    await migrate(engine)
+    sessionmaker = create_sessionmaker(engine)
+    gate: WriteGate = sessionmaker.kw["info"][GATE]
+    gate.timeout = 0.2
+    try:
+
+        async def failing_update() -> None:
+            async with sessionmaker() as session:
+                await session.execute(update(FsmRecord).values(kek_id="x"))
+                assert gate.busy
+                raise RuntimeError("handler failed")
+
+        with pytest.raises(RuntimeError):
+            await failing_update()
+        assert not gate.busy
+
+        async with sessionmaker() as first:
+            await first.execute(update(FsmRecord).values(kek_id="x"))
+            with pytest.raises(TimeoutError):
+                async with sessionmaker() as second:
+                    await second.execute(update(FsmRecord).values(kek_id="y"))
+        assert not gate.busy
+    finally:
+        await engine.dispose()
+
+
+def _event_data(chat_id: int) -> dict[str, Any]:
+    chat = Chat(id=chat_id, type="private")
+    user = User(id=chat_id, is_bot=False, first_name="x")
+    return {EVENT_CONTEXT_KEY: EventContext(chat=chat, user=user)}
+
+
+async def test_updates_of_one_chat_take_turns_and_other_chats_do_not_wait() -> None:
+    serializer = ChatSerializer()
+    log: list[str] = []
+
+    async def handler(_event: Any, data: dict[str, Any]) -> None:
+        name = data["name"]
+        log.append(f"{name} in")
+        await asyncio.sleep(0.02)
+        log.append(f"{name} out")
+
+    async def feed(chat_id: int, name: str) -> None:
+        await serializer(handler, None, {**_event_data(chat_id), "name": name})  # type: ignore[arg-type]
+
+    await asyncio.gather(feed(1, "a1"), feed(1, "a2"), feed(2, "b1"))
+    assert log.index("a1 out") < log.index("a2 in")
+    assert log.index("b1 in") < log.index("a1 out")
+    assert serializer.held == 0
