@@ -79,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
         args.paced = 0 if args.quick else FULL_PACED
     if args.limited is None:
         args.limited = 0 if args.quick else max(args.reporters)
+    if args.profile is not None:
+        args.profile.mkdir(parents=True, exist_ok=True)
     _start_fork_server()
     from bench import runner
 

@@ -122,7 +122,9 @@ async def keep_going(query: CallbackQuery, state: FSMContext, bot: Bot, settings
     await query.answer()
     if query.message is not None:
         intake = resume_point(await load(state))
-        await show_current(bot, settings, state, query.message.chat.id, intake)
+        await show_current(
+            bot, settings, state, query.message.chat.id, intake, pressed=query.message
+        )
 
 
 def build_router() -> Router:

@@ -10,10 +10,10 @@ import logging
 from collections.abc import Iterable
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InaccessibleMessage, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
@@ -98,22 +98,51 @@ async def show_current(
     *,
     notice: str | None = None,
     screens: list[Screen] | None = None,
+    pressed: Message | InaccessibleMessage | None = None,
 ) -> None:
-    """Send the current screen, then delete everything shown before it.
+    """Show the current screen, then delete everything shown before it.
 
-    The order matters: the new screen is sent and recorded before the old
-    messages go, so a failure never leaves the reporter with an empty chat.
+    A button ``pressed`` on the newest message turns that message into the
+    next screen: one Bot API call instead of a send and a delete, and one
+    message fewer on the phone. Otherwise the order matters: the new screen is
+    sent and recorded before the old messages go, so a failure never leaves
+    the reporter with an empty chat.
     """
+    shown = screens if screens is not None else screens_for(intake)
+    kept: int | None = None
     sent: list[int] = []
-    if notice:
-        sent.append((await bot.send_message(chat_id, notice)).message_id)
-    for screen in screens if screens is not None else screens_for(intake):
-        sent.append((await send(bot, chat_id, screen)).message_id)
-    doomed = intake.take_trail()
+    if pressed is not None and notice is None and len(shown) == 1:
+        kept = await _replace(pressed, intake, shown[0])
+    if kept is None:
+        if notice:
+            sent.append((await bot.send_message(chat_id, notice)).message_id)
+        for screen in shown:
+            sent.append((await send(bot, chat_id, screen)).message_id)
+    doomed = intake.take_trail(keep=kept)
     intake.track(*sent)
     await save(state, intake)
     await commit_now()
     await wipe(bot, settings, chat_id, doomed)
+
+
+async def _replace(
+    pressed: Message | InaccessibleMessage, intake: IntakeState, screen: Screen
+) -> int | None:
+    """Edit the pressed message into ``screen``; its id, or None if it cannot be.
+
+    Only the newest message of the conversation is edited: one further up
+    would show the new question above what came after it.
+    """
+    if not isinstance(pressed, Message) or not intake.trail:
+        return None
+    if pressed.message_id != max(intake.trail):
+        return None
+    try:
+        await pressed.edit_text(screen.text, reply_markup=screen.markup)
+    except TelegramBadRequest:
+        # Too old to edit, or the same text and buttons ("not modified").
+        return None
+    return pressed.message_id
 
 
 async def discard_draft_evidence(intake: IntakeState) -> None:

@@ -38,7 +38,7 @@ async def press_answer(
     if callback_data.code == "_back":
         await query.answer()
         if go_back(intake):
-            await show_current(bot, settings, state, chat_id, intake)
+            await show_current(bot, settings, state, chat_id, intake, pressed=query.message)
         return
 
     was_multi_toggle = question.type is QuestionType.MULTI and not callback_data.code.startswith(
@@ -63,7 +63,7 @@ async def press_answer(
                 pass
         await show_current(bot, settings, state, chat_id, intake)
         return
-    await show_current(bot, settings, state, chat_id, intake)
+    await show_current(bot, settings, state, chat_id, intake, pressed=query.message)
 
 
 async def typed_answer(message: Message, state: FSMContext, bot: Bot, settings: Settings) -> None:

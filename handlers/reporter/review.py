@@ -43,7 +43,7 @@ async def edit_answer(
         return
     await query.answer()
     assert query.message is not None
-    await show_current(bot, settings, state, query.message.chat.id, intake)
+    await show_current(bot, settings, state, query.message.chat.id, intake, pressed=query.message)
 
 
 async def back_from_review(
@@ -55,7 +55,7 @@ async def back_from_review(
         return
     await query.answer()
     assert query.message is not None
-    await show_current(bot, settings, state, query.message.chat.id, intake)
+    await show_current(bot, settings, state, query.message.chat.id, intake, pressed=query.message)
 
 
 async def submit(

@@ -77,7 +77,7 @@ async def choose_language(
     intake = await load(state)
     if intake.phase is Phase.LANGUAGE:
         intake.phase = Phase.INTRO
-    await show_current(bot, settings, state, chat_id, resume_point(intake))
+    await show_current(bot, settings, state, chat_id, resume_point(intake), pressed=query.message)
 
 
 async def accept_intro(
@@ -88,7 +88,7 @@ async def accept_intro(
     if intake.phase is not Phase.INTRO or query.message is None:
         return
     intake.phase = CONSENT_ORDER[0]
-    await show_current(bot, settings, state, query.message.chat.id, intake)
+    await show_current(bot, settings, state, query.message.chat.id, intake, pressed=query.message)
 
 
 async def leave(query: CallbackQuery, state: FSMContext, bot: Bot, settings: Settings) -> None:
@@ -134,7 +134,7 @@ async def consent(
         return
     await query.answer()
     record_consent(intake, intake.phase, callback_data.agreed)
-    await show_current(bot, settings, state, query.message.chat.id, intake)
+    await show_current(bot, settings, state, query.message.chat.id, intake, pressed=query.message)
 
 
 def build_router() -> Router:

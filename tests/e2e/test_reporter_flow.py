@@ -55,3 +55,40 @@ async def test_status_lists_the_case_in_the_reporters_language(sandbox: Sandbox)
     text = user.last_text() or ""
     assert reference in text
     assert t("received", "tg") in text
+
+
+def _methods_since(sandbox: Sandbox, mark: int) -> list[str]:
+    return [call.method for call in sandbox.server.calls[mark:] if call.method != "getUpdates"]
+
+
+async def test_a_pressed_button_turns_the_newest_question_into_the_next(
+    sandbox: Sandbox,
+) -> None:
+    user = sandbox.user(700_050)
+    reporter = ScriptedReporter(user, "ru")
+    await reporter.open()
+    first = reporter.question_on_screen()
+    assert first is not None
+    screen = next(m for m in reversed(user.bot_messages()) if m.inline_keyboard)
+
+    mark = len(sandbox.server.calls)
+    await reporter.answer(first, FULL_PLAN[first.id])
+    # One edit instead of a new message and a deletion; nothing else in the chat.
+    assert _methods_since(sandbox, mark) == ["answerCallbackQuery", "editMessageText"]
+    second = reporter.question_on_screen()
+    assert second is not None and second.id != first.id
+    assert [m.message_id for m in user.visible_messages()] == [screen.message_id]
+
+    # With something below the question (a sticker and the bot's correction),
+    # editing it would show the next question above them: a new screen is
+    # sent instead, and everything before it is deleted.
+    await user.send_sticker()
+    assert len(user.visible_messages()) == 3
+    mark = len(sandbox.server.calls)
+    await reporter.answer(second, FULL_PLAN[second.id])
+    methods = _methods_since(sandbox, mark)
+    assert "editMessageText" not in methods
+    assert methods.count("sendMessage") == 1 and methods.count("deleteMessages") == 1
+    assert screen.deleted
+    assert len(user.visible_messages()) == 1
+    assert reporter.question_on_screen() not in (first, second)
