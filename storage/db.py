@@ -12,8 +12,6 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
 
-from storage.write_gate import GATE, GatedSession, WriteGate
-
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
 
@@ -63,13 +61,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    if engine.dialect.name == "sqlite":
-        return async_sessionmaker(
-            engine,
-            expire_on_commit=False,
-            sync_session_class=GatedSession,
-            info={GATE: WriteGate()},
-        )
     return async_sessionmaker(engine, expire_on_commit=False)
 
 

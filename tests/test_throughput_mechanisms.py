@@ -1,12 +1,14 @@
-"""One update, one transaction: the draft read once, writers queued, chats serialised.
+"""What the intake throughput and latency figures rest on (docs/performance.md).
 
-These are the mechanisms behind the intake throughput figures in
-docs/performance.md; each test here fails if its mechanism is taken out.
+One update, one transaction: the draft read once, chats serialised; and the
+start-up objects kept out of the collector's full passes.
+Each test here fails if its mechanism is taken out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections import Counter
 from datetime import timedelta
 from typing import Any
@@ -15,15 +17,13 @@ import pytest
 from aiogram.dispatcher.middlewares.user_context import EVENT_CONTEXT_KEY, EventContext
 from aiogram.fsm.storage.base import StorageKey
 from aiogram.types import Chat, User
-from sqlalchemy import event, select, update
+from sqlalchemy import event
 
 from bot.middlewares import ChatSerializer
+from bot.sandbox import Sandbox
 from storage.crypto import KeyRing
-from storage.db import create_engine, create_sessionmaker, migrate
 from storage.fsm import EncryptedFSMStorage
-from storage.models import FsmRecord
 from storage.unit_of_work import update_scope
-from storage.write_gate import GATE, WriteGate
 from tests.conftest import Database
 
 
@@ -90,77 +90,6 @@ async def test_a_missing_draft_is_looked_up_once_per_update(
     assert statements["INSERT"] == 1
 
 
-async def test_sqlite_writers_queue_instead_of_failing(tmp_path: Any, keyring: KeyRing) -> None:
-    """Many sessions writing at once, more than the pool holds, on one SQLite file.
-
-    Each holds its write across an await (as a handler does across a Bot API
-    call); without the gate they would wait in SQLite's busy handler, and a
-    session holding the gate while waiting for a pooled connection would
-    deadlock with sessions holding connections while waiting for the gate.
-    """
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}")
-    await migrate(engine)
-    sessionmaker = create_sessionmaker(engine)
-    storage = EncryptedFSMStorage(sessionmaker, keyring, ttl=timedelta(hours=1))
-    inside = 0
-    most_inside = 0
-
-    async def writer(number: int) -> None:
-        nonlocal inside, most_inside
-        async with update_scope(sessionmaker) as session:
-            await storage.set_data(_key(number), {"n": number})
-            await session.commit()  # as commit_now(): the connection goes back
-            await storage.set_data(_key(number), {"n": -number})
-            await session.flush()
-            inside += 1
-            most_inside = max(most_inside, inside)
-            await asyncio.sleep(0.01)
-            inside -= 1
-
-    try:
-        await asyncio.wait_for(asyncio.gather(*(writer(n) for n in range(40))), timeout=60)
-        async with sessionmaker() as session:
-            rows = (await session.scalars(select(FsmRecord))).all()
-        assert len(rows) == 40
-        assert [(await storage.get_data(_key(n)))["n"] for n in range(40)] == [
-            -n for n in range(40)
-        ]
-        assert most_inside == 1  # one writing transaction at a time
-        assert not sessionmaker.kw["info"][GATE].busy
-    finally:
-        await engine.dispose()
-
-
-async def test_the_gate_is_released_on_rollback_and_times_out(
-    tmp_path: Any, keyring: KeyRing
-) -> None:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'gate.db'}")
-    await migrate(engine)
-    sessionmaker = create_sessionmaker(engine)
-    gate: WriteGate = sessionmaker.kw["info"][GATE]
-    gate.timeout = 0.2
-    try:
-
-        async def failing_update() -> None:
-            async with sessionmaker() as session:
-                await session.execute(update(FsmRecord).values(kek_id="x"))
-                assert gate.busy
-                raise RuntimeError("handler failed")
-
-        with pytest.raises(RuntimeError):
-            await failing_update()
-        assert not gate.busy
-
-        async with sessionmaker() as first:
-            await first.execute(update(FsmRecord).values(kek_id="x"))
-            with pytest.raises(TimeoutError):
-                async with sessionmaker() as second:
-                    await second.execute(update(FsmRecord).values(kek_id="y"))
-        assert not gate.busy
-    finally:
-        await engine.dispose()
-
-
 def _event_data(chat_id: int) -> dict[str, Any]:
     chat = Chat(id=chat_id, type="private")
     user = User(id=chat_id, is_bot=False, first_name="x")
@@ -184,3 +113,19 @@ async def test_updates_of_one_chat_take_turns_and_other_chats_do_not_wait() -> N
     assert log.index("a1 out") < log.index("a2 in")
     assert log.index("b1 in") < log.index("a1 out")
     assert serializer.held == 0
+
+
+async def test_a_started_bot_freezes_its_startup_objects(
+    database: Database, keyring: KeyRing
+) -> None:
+    sandbox = Sandbox(
+        sessionmaker=database.sessionmaker, keyring=keyring, database_url=database.url
+    )
+    assert gc.get_freeze_count() == 0
+    await sandbox.start()
+    try:
+        # aiogram's models, the mappers, the catalogues: hundreds of thousands.
+        assert gc.get_freeze_count() > 100_000
+    finally:
+        await sandbox.stop()
+    assert gc.get_freeze_count() == 0
