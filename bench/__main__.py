@@ -43,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="also N reporters who think 1-3 s before each step (default: 100; 0 in --quick)",
     )
     parser.add_argument(
-        "--limited",
+        "--unlimited",
         type=int,
         metavar="N",
-        help="also N reporters against a bot polling with tasks_concurrency_limit "
-        "(default: the largest --reporters; 0 in --quick)",
+        help="also N reporters against a bot polling without tasks_concurrency_limit, "
+        "aiogram's default (default: the largest --reporters; 0 in --quick)",
     )
     parser.add_argument("--only", choices=("intake", "staff"), help="run one part of the benchmark")
     parser.add_argument(
@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     args.sizes = args.sizes or ([1_000] if args.quick else list(FULL_SIZES))
     if args.paced is None:
         args.paced = 0 if args.quick else FULL_PACED
-    if args.limited is None:
-        args.limited = 0 if args.quick else max(args.reporters)
+    if args.unlimited is None:
+        args.unlimited = 0 if args.quick else max(args.reporters)
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     _start_fork_server()

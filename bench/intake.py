@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -91,14 +92,27 @@ class LoadRun:
     tasks_limit: int | None = None
     failures: list[str] | None = None
     bot_errors: list[str] | None = None
+    api_calls: dict[str, int] | None = None
+
+    @property
+    def variant(self) -> str:
+        """ "" for the bot as deployed (and the echo bot), else how this run differs."""
+        if self.bot != "intake":
+            return ""
+        if self.think:
+            return "paced"
+        return "" if self.tasks_limit else "unlimited"
 
     def as_dict(self) -> dict[str, Any]:
         updates = len(self.steps)
         per_reporter = sorted({sum(1 for _ in group) for _, group in _by_chat(self.steps)})
         handled = [step.done_at - step.pushed_at for step in self.steps]
         peak = self.rss_kb.get("VmHWM", 0)
+        calls = self.api_calls or {}
+        messages = sum(count for method, count in calls.items() if _sends_a_message(method))
         return {
             "bot": self.bot,
+            "variant": self.variant,
             "backend": self.backend,
             "reporters": self.reporters,
             "think_s": list(self.think) if self.think else None,
@@ -114,6 +128,13 @@ class LoadRun:
             "unanswered_updates": self.unanswered,
             "latency_to_handled": summary_ms(handled),
             "bot_cpu_s": round(self.bot_cpu_s, 2),
+            "bot_cpu_ms_per_update": round(1000 * self.bot_cpu_s / updates, 2) if updates else None,
+            "bot_api_calls": dict(sorted(calls.items())),
+            "bot_api_calls_per_update": round(sum(calls.values()) / updates, 2)
+            if updates
+            else None,
+            # Sent or edited messages: what Telegram's ~30 messages/s per bot limits.
+            "messages_per_s": round(messages / self.wall_s, 1) if self.wall_s else None,
             "bot_cpu_share": round(self.bot_cpu_s / self.wall_s, 2) if self.wall_s else None,
             "harness_cpu_s": round(self.harness_cpu_s, 2),
             "harness_cpu_share": round(self.harness_cpu_s / self.wall_s, 2)
@@ -137,15 +158,21 @@ class LoadRun:
         figures = self.as_dict()
         where = f" on {self.backend}" if self.backend else ""
         paced = f" thinking {self.think[0]:g}-{self.think[1]:g}s" if self.think else ""
-        limited = f" (tasks_concurrency_limit={self.tasks_limit})" if self.tasks_limit else ""
+        limited = " (no tasks_concurrency_limit)" if self.variant == "unlimited" else ""
         failed = f", {len(self.failures)} FAILED" if self.failures else ""
         return (
             f"  {self.bot}{where}{limited}, {self.reporters} users{paced}: "
             f"{figures['updates_per_s']} updates/s, "
             f"answer p50/p99 {figures['latency_to_answer']['p50_ms']}/"
             f"{figures['latency_to_answer']['p99_ms']} ms, bot CPU {figures['bot_cpu_share']}, "
+            f"{figures['bot_cpu_ms_per_update']} ms CPU and "
+            f"{figures['bot_api_calls_per_update']} API calls per update, "
             f"harness CPU {figures['harness_cpu_share']}, {figures['wall_s']} s{failed}"
         )
+
+
+def _sends_a_message(method: str) -> bool:
+    return method.startswith(("send", "edit", "copy", "forward"))
 
 
 def _max_concurrent(steps: list[Step]) -> int:
@@ -223,16 +250,26 @@ async def _gather_outcomes(coroutines: list[Any]) -> list[Any]:
     return list(outcomes)
 
 
-async def _measure(
-    server: FakeTelegramServer, bot: BotProcess, run: Any
-) -> tuple[float, float, float, list[Any]]:
+@dataclass(frozen=True, slots=True)
+class _Measured:
+    wall_s: float
+    bot_cpu_s: float
+    harness_cpu_s: float
+    api_calls: dict[str, int]
+    results: list[Any]
+
+
+async def _measure(server: FakeTelegramServer, bot: BotProcess, run: Any) -> _Measured:
     server.reset_calls()
     bot_cpu = bot.cpu_seconds()
     own_cpu = self_cpu_seconds()
     started = time.perf_counter()
     results = await run()
     wall = time.perf_counter() - started
-    return wall, bot.cpu_seconds() - bot_cpu, self_cpu_seconds() - own_cpu, results
+    calls = Counter(call.method for call in server.calls if call.method != "getUpdates")
+    return _Measured(
+        wall, bot.cpu_seconds() - bot_cpu, self_cpu_seconds() - own_cpu, dict(calls), results
+    )
 
 
 @dataclass(slots=True)
@@ -346,7 +383,8 @@ async def _intake(
             ]
         )
 
-    wall, bot_cpu, own_cpu, outcomes = await _measure(server, bot, load)
+    measured = await _measure(server, bot, load)
+    outcomes = measured.results
     rss = bot.rss_kb()
     latencies, missing = Answers.collect(server, ANSWER_METHODS).latencies(steps)
     await _stop(target)
@@ -360,9 +398,9 @@ async def _intake(
         target.database.backend,
         reporters,
         steps,
-        wall,
-        bot_cpu,
-        own_cpu,
+        measured.wall_s,
+        measured.bot_cpu_s,
+        measured.harness_cpu_s,
         rss,
         bot.idle_rss_kb,
         warm_rss,
@@ -375,6 +413,7 @@ async def _intake(
         bot.tasks_limit,
         failures,
         bot.error_lines(),
+        measured.api_calls,
     )
 
 
@@ -431,7 +470,7 @@ async def _echo(target: _Target, reporters: int, script: list[Step]) -> LoadRun:
             ]
         )
 
-    wall, bot_cpu, own_cpu, _ = await _measure(server, bot, load)
+    measured = await _measure(server, bot, load)
     rss = bot.rss_kb()
     latencies, missing = Answers.collect(server, ANSWER_METHODS).latencies(steps)
     await _stop(target)
@@ -440,13 +479,14 @@ async def _echo(target: _Target, reporters: int, script: list[Step]) -> LoadRun:
         None,
         reporters,
         steps,
-        wall,
-        bot_cpu,
-        own_cpu,
+        measured.wall_s,
+        measured.bot_cpu_s,
+        measured.harness_cpu_s,
         rss,
         bot.idle_rss_kb,
         warm_rss,
         latencies,
         missing,
         script,
+        api_calls=measured.api_calls,
     )

@@ -35,6 +35,9 @@ def intake_rows(results: dict[str, Any]) -> tuple[Row, list[Row]]:
         "handled p99 ms",
         "failed",
         "bot CPU",
+        "CPU ms/upd",
+        "API calls/upd",
+        "msgs/s",
         "RSS warm→peak MB",
         "growth MB",
         "DB bytes/case",
@@ -45,9 +48,7 @@ def intake_rows(results: dict[str, Any]) -> tuple[Row, list[Row]]:
         latency = run["latency_to_answer"]
         baseline = echo.get(run["reporters"])
         ratio = None
-        paced = bool(run.get("think_s"))
-        limit = run.get("tasks_concurrency_limit")
-        variant = " paced" if paced else f" limit={limit}" if limit else ""
+        variant = f" {run['variant']}" if run.get("variant") else ""
         if run["bot"] == "intake" and not variant and baseline and baseline["updates_per_s"]:
             ratio = run["updates_per_s"] / baseline["updates_per_s"]
         database = run.get("database") or {}
@@ -67,6 +68,9 @@ def intake_rows(results: dict[str, Any]) -> tuple[Row, list[Row]]:
                 _fmt(run["latency_to_handled"]["p99_ms"], 1),
                 _fmt(run.get("failed_reporters", 0)),
                 f"{run['bot_cpu_share']:.0%}" if run.get("bot_cpu_share") is not None else "—",
+                _fmt(run.get("bot_cpu_ms_per_update"), 1),
+                _fmt(run.get("bot_api_calls_per_update"), 2),
+                _fmt(run.get("messages_per_s"), 1),
                 f"{rss['after_warmup_mb']:.0f}→{rss['peak_mb']:.0f}",
                 _fmt(rss["growth_mb"], 1),
                 _fmt(per_case),
@@ -126,15 +130,14 @@ def markdown_table(header: Row, rows: list[Row]) -> str:
 
 
 def _intake(
-    results: dict[str, Any], bot: str, reporters: int, backend: str | None, *, paced: bool = False
+    results: dict[str, Any], bot: str, reporters: int, backend: str | None, variant: str = ""
 ) -> Any:
     for run in results.get("intake", []):
         if (
             run["bot"] == bot
             and run["reporters"] == reporters
             and run["backend"] == backend
-            and bool(run.get("think_s")) == paced
-            and not run.get("tasks_concurrency_limit")
+            and run.get("variant", "") == variant
         ):
             return run
     return None
@@ -171,7 +174,7 @@ def targets(results: dict[str, Any], backends: Sequence[str]) -> list[dict[str, 
             }
         )
         p99 = intake["latency_to_answer"]["p99_ms"] if intake else None
-        paced = _intake(results, "intake", 100, backend, paced=True)
+        paced = _intake(results, "intake", 100, backend, "paced")
         paced_p99 = paced["latency_to_answer"]["p99_ms"] if paced else None
         found.append(
             {
@@ -185,23 +188,14 @@ def targets(results: dict[str, Any], backends: Sequence[str]) -> list[dict[str, 
         )
         big = _intake(results, "intake", 1000, backend)
         growth = big["rss"]["growth_mb"] if big else None
-        limited = next(
-            (
-                run
-                for run in results.get("intake", [])
-                if run["backend"] == backend
-                and run["reporters"] == 1000
-                and run.get("tasks_concurrency_limit")
-            ),
-            None,
-        )
+        unlimited = _intake(results, "intake", 1000, backend, "unlimited")
         note = ""
         if big and big.get("failed_reporters"):
             note += f", {big['failed_reporters']} reporters failed"
-        if limited:
+        if unlimited:
             note += (
-                f"; with tasks_concurrency_limit={limited['tasks_concurrency_limit']}: "
-                f"{limited['rss']['growth_mb']:.1f} MB"
+                f"; without tasks_concurrency_limit: {unlimited['rss']['growth_mb']:.1f} MB"
+                f", {unlimited.get('failed_reporters', 0)} reporters failed"
             )
         found.append(
             {

@@ -29,11 +29,9 @@ from bench.report import (
     write_json,
 )
 from bench.staff import staff_runs
+from bot.app import POLLING_CONCURRENCY
 
 PACED_THINK = (1.0, 3.0)
-#: Below the smallest connection pool (SQLite: 5 + 10 overflow), leaving room for
-#: the outbox worker and the sweeper.
-TASKS_LIMIT = 10
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -65,24 +63,30 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
         for count in reporters:
             _log(f"intake on {', '.join(backends)} and the echo baseline: {count} users")
             for run in await load_group(
-                backends, count, workdir, script=script, profile_dir=profile, progress=_log
+                backends,
+                count,
+                workdir,
+                script=script,
+                profile_dir=profile,
+                progress=_log,
+                tasks_limit=POLLING_CONCURRENCY,
             ):
                 script = run.script
                 _record(results, run.as_dict())
-        if args.limited:
+        if args.unlimited:
             _log(
-                f"intake on {', '.join(backends)}: {args.limited} users, "
-                f"tasks_concurrency_limit={TASKS_LIMIT}"
+                f"intake on {', '.join(backends)}: {args.unlimited} users, "
+                "without tasks_concurrency_limit (aiogram's default)"
             )
             for run in await load_group(
                 backends,
-                args.limited,
+                args.unlimited,
                 workdir,
                 script=script,
                 profile_dir=profile,
                 progress=_log,
                 echo=False,
-                tasks_limit=TASKS_LIMIT,
+                tasks_limit=None,
             ):
                 _record(results, run.as_dict())
         if args.paced:
@@ -96,6 +100,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 progress=_log,
                 think=PACED_THINK,
                 echo=False,
+                tasks_limit=POLLING_CONCURRENCY,
             ):
                 _record(results, run.as_dict())
     if args.only != "intake":
@@ -157,8 +162,8 @@ def main(args: argparse.Namespace) -> int:
         "backends": backends,
         "reporters": args.reporters,
         "paced_reporters": args.paced,
-        "limited_reporters": args.limited,
-        "tasks_concurrency_limit_tried": TASKS_LIMIT if args.limited else None,
+        "unlimited_reporters": args.unlimited,
+        "production_tasks_concurrency_limit": POLLING_CONCURRENCY,
         "sizes": args.sizes,
         "postgres_url": POSTGRES_URL if "postgres" in backends else None,
         "intake": [],
