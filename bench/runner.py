@@ -43,7 +43,11 @@ def _record(results: dict[str, Any], figures: dict[str, Any]) -> None:
     results["intake"].append(figures)
     for warning in figures["warnings"]:
         _log(f"  warning: {warning}")
-    if figures["failed_reporters"]:
+    if figures["failed_reporters"] and figures["variant"] == "unlimited":
+        # What the production limit prevents (docs/performance.md): a finding
+        # to report, not a fault of the benchmark.
+        _log(f"  lost: {figures['failed_reporters']} reporters never got their receipt")
+    elif figures["failed_reporters"]:
         results["broken"].append(
             f"{figures['failed_reporters']} of {figures['reporters']} reporters did not reach "
             f"the receipt ({figures['bot']} on {figures['backend']}, "

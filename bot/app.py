@@ -101,8 +101,9 @@ async def prepare_database(runtime: Runtime) -> None:
     await migrate(runtime.engine)
     async with runtime.sessionmaker.begin() as session:
         # After revision 0002, once: count the cases stored before the tally existed.
-        if await fill_tally(session, runtime.keyring):
-            log.info("statistics tally filled from the stored cases")
+        # Silent on a new database (nothing to count), as migrate should be.
+        if counted := await fill_tally(session, runtime.keyring):
+            log.info("statistics tally filled from %d stored cases", counted)
 
 
 async def run(settings: Settings) -> None:

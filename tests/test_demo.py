@@ -68,13 +68,15 @@ async def test_walk_to_the_first_question(demo: DemoSession) -> None:
     intro = await demo.handle("1")
     assert t(N_("Continue"), "tg") in intro
     assert f"[1] {t(N_('Continue'), 'tg')}" in intro
-    assert "🗑 the bot deleted 1 message (1 of its own)" in intro
+    # A pressed button turns its own message into the next screen: nothing to delete.
+    assert "🤖 (edited)" in intro
+    assert "🗑" not in intro
 
     screens = [await demo.handle("1") for _ in range(4)]  # intro, then three consents
     question = screens[-1]
     assert "1/" in question
     assert "[1] " in question
-    assert all("🗑 the bot deleted" in screen for screen in screens)
+    assert all("🤖 (edited)" in screen and "🗑" not in screen for screen in screens)
 
     # Only the current screen is left in the chat.
     visible = demo.user.visible_messages()

@@ -279,15 +279,16 @@ async def count_submission(
     await add_to_tally(session, keyring, counts)
 
 
-async def fill_tally(session: AsyncSession, keyring: KeyRing) -> bool:
+async def fill_tally(session: AsyncSession, keyring: KeyRing) -> int | None:
     """Once, after migration 0002: count the cases stored before the tally existed.
 
     Opens the answers of every live consenting case, and moves the agency and
     region counters that older versions kept in clear in ``stats_archive`` into
-    the sealed tally. Does nothing (False) once the tally has been written.
-    An operator may empty the tally (``payload_sealed`` NULL, ``kek_id`` '')
-    with the bot stopped to have it recounted at the next start; the agency and
-    region of cases shredded meanwhile are then lost.
+    the sealed tally. Returns how many cases were counted (live and archived),
+    or None, doing nothing, once the tally has been written. An operator may
+    empty the tally (``payload_sealed`` NULL, ``kek_id`` '') with the bot
+    stopped to have it recounted at the next start; the agency and region of
+    cases shredded meanwhile are then lost.
     """
     # Claim the empty tally with a conditional write, as retention claims a case:
     # from here until commit no other process can count into it (PostgreSQL row
@@ -299,7 +300,7 @@ async def fill_tally(session: AsyncSession, keyring: KeyRing) -> bool:
         .execution_options(synchronize_session=False)
     )
     if not getattr(claimed, "rowcount", 0):
-        return False
+        return None
     counts = AnswerCounts()
     unreadable = 0
     cases = await session.stream(
@@ -333,7 +334,8 @@ async def fill_tally(session: AsyncSession, keyring: KeyRing) -> bool:
     await add_to_tally(session, keyring, counts)
     if unreadable:
         log.warning("statistics tally: %d cases did not open, counted as unknown", unreadable)
-    return True
+    # Every consenting case has exactly one region (or "unknown").
+    return sum(counts.region.values())
 
 
 async def archive_case(session: AsyncSession, case: Case) -> None:
