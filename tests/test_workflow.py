@@ -205,6 +205,31 @@ def test_policy_for_coordinators_and_outsiders(relation: str, self_assign: bool)
         assert not is_allowed(_user("admin"), action, case, self_assign=self_assign), action
 
 
+@pytest.mark.parametrize("self_assign", [True, False])
+async def test_a_lawyers_queue_lists_only_cases_they_may_open(
+    database: Database, keyring: KeyRing, self_assign: bool
+) -> None:
+    people = await make_people(database, keyring)
+    free = await make_case(database, keyring, people.reporter)
+    own = await make_case(database, keyring, people.reporter)
+    others = await make_case(database, keyring, people.reporter)
+    async with service(database, keyring) as (cases, session):
+        coordinator = await attach(session, people.coordinator)
+        await cases.assign(coordinator, own, people.lawyer.id)
+        await cases.assign(coordinator, others, people.other_lawyer.id)
+    async with service(database, keyring, self_assign=self_assign) as (cases, session):
+        lawyer = await attach(session, people.lawyer)
+        listed = {
+            item.case.reference for item in (await cases.queue(lawyer, mine=False, page=0)).items
+        }
+        assert listed == ({own, free} if self_assign else {own})
+        for reference in listed:
+            await cases.open_case(lawyer, reference)  # every listed case opens
+        coordinator = await attach(session, people.coordinator)
+        everything = await cases.queue(coordinator, mine=False, page=0)
+        assert {item.case.reference for item in everything.items} == {free, own, others}
+
+
 async def test_the_service_enforces_the_policy(database: Database, keyring: KeyRing) -> None:
     """Unknown reference and forbidden case give the same AccessDenied."""
     people = await make_people(database, keyring)

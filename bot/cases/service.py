@@ -162,7 +162,12 @@ class CaseService:
         elif actor.role == Role.COORDINATOR.value:
             scope = open_cases
         else:
-            scope = and_(open_cases, or_(Case.assignee_id.is_(None), Case.assignee_id == actor.id))
+            # What the lawyer may open (policy.is_allowed, VIEW_CASE): their own
+            # cases, and unassigned ones only where lawyers take cases themselves.
+            may_open = Case.assignee_id == actor.id
+            if self.self_assign:
+                may_open = or_(Case.assignee_id.is_(None), may_open)
+            scope = and_(open_cases, may_open)
         total = int(
             await self.session.scalar(select(func.count()).select_from(Case).where(scope)) or 0
         )
