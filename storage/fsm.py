@@ -37,6 +37,11 @@ class EncryptedFSMStorage(BaseStorage):
         self._keyring = keyring
         self._ttl = ttl
 
+    @property
+    def ttl(self) -> timedelta:
+        """How long a draft lives after it was last saved."""
+        return self._ttl
+
     def _index(self, key: StorageKey) -> bytes:
         raw = "|".join(
             str(part)

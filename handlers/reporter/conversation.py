@@ -28,6 +28,8 @@ from handlers.reporter.render import (
     review_screens,
 )
 from storage.evidence import EvidenceRepository
+from storage.fsm import EncryptedFSMStorage
+from storage.models import utcnow
 from storage.unit_of_work import commit_now, current_session
 
 log = logging.getLogger("intake.reporter")
@@ -46,6 +48,10 @@ async def load(state: FSMContext) -> IntakeState:
 async def save(state: FSMContext, intake: IntakeState) -> None:
     await state.set_state(Intake.active)
     await state.set_data({"intake": intake.to_dict()})
+    session, storage = current_session.get(), state.storage
+    if intake.case_id and session is not None and isinstance(storage, EncryptedFSMStorage):
+        # The draft's files live as long as the draft, not a day from the last file.
+        await EvidenceRepository(session).extend_draft(intake.case_id, utcnow() + storage.ttl)
 
 
 async def track_in_draft(state: FSMContext, *message_ids: int) -> None:

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.cases.service import CaseService
 from bot.emulator import SimulatedUser
@@ -298,4 +298,28 @@ async def test_expired_draft_files_and_shredded_cases_lose_their_files(sandbox: 
         case = await CaseRepository(session, sandbox.keyring).by_reference(reference)
         assert case is not None
         assert await shred_case(session, sandbox.keyring, case, reason="case_shred_retention")
+    assert await _evidence_rows(sandbox) == []
+
+
+async def test_draft_files_live_as_long_as_the_draft(sandbox: Sandbox) -> None:
+    reporter = await _at_files(sandbox, 741_090)
+    await reporter.user.send_photo(JPEG)
+    # As if the photo had been sent almost a day ago: it would expire in a minute.
+    async with sandbox.sessionmaker.begin() as session:
+        await session.execute(
+            update(EvidenceFile).values(expires_at=utcnow() + timedelta(minutes=1))
+        )
+    # The reporter is still answering: any saved step keeps the draft's files.
+    await reporter.user.send_sticker()
+    [row] = await _evidence_rows(sandbox)
+    assert row.expires_at is not None
+    assert row.expires_at > utcnow() + timedelta(hours=sandbox.settings().draft_ttl_hours - 1)
+
+
+async def test_forget_deletes_the_files_of_an_open_draft(sandbox: Sandbox) -> None:
+    reporter = await _at_files(sandbox, 741_091)
+    await reporter.user.send_photo(JPEG)
+    assert len(await _evidence_rows(sandbox)) == 1
+    await reporter.user.send_command("/forget")
+    await reporter.press(N_("Yes, forget me"))
     assert await _evidence_rows(sandbox) == []
