@@ -54,6 +54,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"
     )
     parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/...)")
+    parser.add_argument(
+        "--render",
+        type=Path,
+        metavar="JSON",
+        help="print the tables of an earlier results file again (targets re-checked), run nothing",
+    )
     return parser
 
 
@@ -73,6 +79,10 @@ def _start_fork_server() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.render is not None:
+        from bench import runner
+
+        return runner.render(args.render)
     args.reporters = args.reporters or ([10] if args.quick else list(FULL_REPORTERS))
     args.sizes = args.sizes or ([1_000] if args.quick else list(FULL_SIZES))
     if args.paced is None:

@@ -174,16 +174,22 @@ def targets(results: dict[str, Any], backends: Sequence[str]) -> list[dict[str, 
             }
         )
         p99 = intake["latency_to_answer"]["p99_ms"] if intake else None
+        found.append(
+            {
+                "target": f"p99 latency at N=100 <= 50 ms ({backend})",
+                "measured": None if p99 is None else f"{p99:.1f} ms",
+                "verdict": _verdict(p99, 50.0),
+            }
+        )
+        # The same target for reporters at a person's pace, the load the bot will
+        # meet: closed-loop latency is N / throughput by Little's law.
         paced = _intake(results, "intake", 100, backend, "paced")
         paced_p99 = paced["latency_to_answer"]["p99_ms"] if paced else None
         found.append(
             {
-                "target": f"p99 latency at N=100 <= 50 ms ({backend})",
-                "measured": None
-                if p99 is None
-                else f"{p99:.1f} ms"
-                + ("" if paced_p99 is None else f" (paced 1-3 s: {paced_p99:.1f} ms)"),
-                "verdict": _verdict(p99, 50.0),
+                "target": f"p99 latency at N=100 thinking 1-3 s <= 50 ms ({backend})",
+                "measured": None if paced_p99 is None else f"{paced_p99:.1f} ms",
+                "verdict": _verdict(paced_p99, 50.0),
             }
         )
         big = _intake(results, "intake", 1000, backend)

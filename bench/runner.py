@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -151,6 +152,16 @@ def _print_tables(results: dict[str, Any]) -> str:
     print(text_table(header, rows))
     parts.append(markdown_table(header, rows))
     return "\n\n".join(parts) + "\n"
+
+
+def render(path: Path) -> int:
+    """Print an earlier run's tables again, its targets checked anew; rewrite its files."""
+    results = json.loads(path.read_text(encoding="utf-8"))
+    results["targets"] = targets(results, results["backends"])
+    markdown = _print_tables(results)
+    write_json(path, results)
+    path.with_suffix(".md").write_text(markdown, encoding="utf-8")
+    return 0
 
 
 def main(args: argparse.Namespace) -> int:
