@@ -3,8 +3,12 @@
 Rows are claimed with a conditional UPDATE (pending -> sending, with a lease),
 so several workers, in one process or several, never send the same row.
 Telegram's limits are respected: about 25 messages/s overall, 1/s per chat,
-and a 429's ``retry_after``. A message that keeps failing moves to ``dead``
-after ``max_attempts`` tries, where coordinators can see it.
+and a 429's ``retry_after``. A row is claimed only when it may go out within a
+poll interval: a burst to one person never holds back everyone else's
+notices, and no claimed row waits out a long ``retry_after`` while its lease
+runs out (another worker could then send it a second time). A message that
+keeps failing moves to ``dead`` after ``max_attempts`` tries, where
+coordinators can see it.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -49,19 +53,28 @@ class OutboxPolicy:
 
 
 class RateLimiter:
-    """A global token spacing plus a per-chat minimum interval."""
+    """A global token spacing plus a per-chat minimum interval.
+
+    Chats are named by any key; the worker uses the recipient's user id (one
+    private chat per user), known before the row is opened.
+    """
 
     def __init__(self, rate: float, per_chat_interval: float) -> None:
         self._spacing = 1.0 / rate
         self._per_chat = per_chat_interval
         self._next_global = 0.0
-        self._next_for_chat: dict[int, float] = {}
+        self._next_for_chat: dict[Hashable, float] = {}
 
-    async def wait(self, chat_id: int) -> None:
+    def delay(self, chat: Hashable) -> float:
+        """Seconds before a message to ``chat`` may go."""
+        start = max(self._next_global, self._next_for_chat.get(chat, 0.0))
+        return max(0.0, start - time.monotonic())
+
+    async def wait(self, chat: Hashable) -> None:
         now = time.monotonic()
-        start = max(now, self._next_global, self._next_for_chat.get(chat_id, 0.0))
+        start = max(now, self._next_global, self._next_for_chat.get(chat, 0.0))
         self._next_global = start + self._spacing
-        self._next_for_chat[chat_id] = start + self._per_chat
+        self._next_for_chat[chat] = start + self._per_chat
         if len(self._next_for_chat) > 10_000:
             self._next_for_chat = {c: t for c, t in self._next_for_chat.items() if t > now}
         if start > now:
@@ -105,8 +118,8 @@ class OutboxWorker:
         now = utcnow()
         async with self.sessionmaker() as session:
             due = (
-                await session.scalars(
-                    select(OutboxMessage.id)
+                await session.execute(
+                    select(OutboxMessage.id, OutboxMessage.recipient_id)
                     .where(
                         # A "sending" row whose lease ran out was claimed by a worker
                         # that died; it is due again.
@@ -118,7 +131,9 @@ class OutboxWorker:
                 )
             ).all()
         handled = 0
-        for message_id in due:
+        for message_id, recipient in due:
+            if self.limiter.delay(recipient) > self.policy.poll_interval:
+                continue  # a later pass: see the module's docstring
             if await self._claim(message_id):
                 await self._deliver(message_id)
                 handled += 1
@@ -160,7 +175,7 @@ class OutboxWorker:
                 return self.translator(msgid, language)
 
             text = render_notice(notice, translate)
-            await self.limiter.wait(chat_id)
+            await self.limiter.wait(row.recipient_id)
             try:
                 await self.bot.send_message(
                     chat_id, text, reply_markup=notice_keyboard(notice, translate)
