@@ -39,7 +39,7 @@ class ChatSerializer(BaseMiddleware):
         if context is None or (context.chat_id is None and context.user_id is None):
             return await handler(event, data)
         key = (context.chat_id, context.user_id)
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        lock, users = self._locks.get(key) or (asyncio.Lock(), 0)
         self._locks[key] = (lock, users + 1)
         try:
             async with lock:
