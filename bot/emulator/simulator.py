@@ -148,6 +148,25 @@ class SimulatedUser:
         voice = record.as_file_dict(duration=duration, mime_type="audio/ogg")
         return await self._send_message(kind="voice", media={"voice": voice})
 
+    async def send_video_note(self, data: bytes, duration: int = 5, length: int = 240) -> int:
+        """A round video message (Telegram sends no mime type or file name for these)."""
+        record = self.server.add_file(data, mime_type="video/mp4", folder="video_notes")
+        note = record.as_file_dict(duration=duration, length=length)
+        return await self._send_message(kind="video_note", media={"video_note": note})
+
+    async def send_audio(
+        self,
+        data: bytes,
+        file_name: str = "recording.mp3",
+        mime_type: str = "audio/mpeg",
+        duration: int = 30,
+    ) -> int:
+        record = self.server.add_file(
+            data, mime_type=mime_type, file_name=file_name, folder="music"
+        )
+        audio = record.as_file_dict(duration=duration, file_name=file_name, mime_type=mime_type)
+        return await self._send_message(kind="audio", media={"audio": audio})
+
     async def send_sticker(self, emoji: str = "👍") -> int:
         record = self.server.add_file(
             b"RIFF\x00\x00\x00\x00WEBP", mime_type="image/webp", folder="stickers"

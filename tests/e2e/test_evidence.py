@@ -323,3 +323,28 @@ async def test_forget_deletes_the_files_of_an_open_draft(sandbox: Sandbox) -> No
     await reporter.user.send_command("/forget")
     await reporter.press(N_("Yes, forget me"))
     assert await _evidence_rows(sandbox) == []
+
+
+async def test_video_notes_and_audio_recordings_are_stored_sealed(
+    sandbox: Sandbox, database: Database
+) -> None:
+    mp4 = b"\x00\x00\x00\x18ftypmp42" + secrets.token_bytes(4000)
+    mp3 = b"ID3\x04\x00\x00" + secrets.token_bytes(3000)
+    reporter = await _at_files(sandbox, 741_092)
+    user = reporter.user
+    sent = [await user.send_video_note(mp4), await user.send_audio(mp3)]
+    assert t(N_("Files received: {count}"), "ru").format(count=2) in (user.last_text() or "")
+    assert set(sent) <= set(user.deleted_message_ids())
+
+    await reporter.press(N_("Done"))
+    await reporter.fill(PLAN)
+    reference = await reporter.submit()
+    case, _ = await stored_case(sandbox, reference)
+    rows = await _evidence_rows(sandbox)
+    assert all(row.submitted and row.case_id == case.id for row in rows)
+    assert sorted(row.sha256 for row in rows) == sorted(
+        hashlib.sha256(data).digest() for data in (mp4, mp3)
+    )
+    await sandbox.stop_bot()
+    blob = await raw_database_bytes(database)
+    assert mp4[100:140] not in blob and mp3[100:140] not in blob
