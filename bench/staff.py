@@ -217,6 +217,9 @@ async def staff_runs(
             size_bytes = await database.size()
             rotation_started = time.perf_counter()
             rotation = await _rotate(database, key_file)
+            # As the bot would after its restart with the new key file: the next
+            # size's cases (and the tally, resealed by the rotation) use it.
+            factory.keyring = KeyRing(load_key_file(key_file))
             if progress:
                 progress(
                     f"  {backend}: /queue {commands['queue_first_page']['warm_median_ms']} ms, "
