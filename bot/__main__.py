@@ -26,7 +26,14 @@ def build_parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="the audit log").add_subparsers(
         dest="audit_command", required=True
     )
-    audit.add_parser("verify", help="check the whole HMAC chain; name the first broken entry")
+    verify = audit.add_parser(
+        "verify", help="check the whole HMAC chain; name the first broken entry"
+    )
+    verify.add_argument(
+        "--anchor",
+        metavar="SEQ:HEX",
+        help="an anchor printed by an earlier verify: fail if the log no longer reaches it",
+    )
     stats = commands.add_parser("stats", help="anonymous aggregate figures")
     stats.add_argument("--csv", action="store_true", help="print the aggregates as CSV")
     keys = commands.add_parser("keys", help="manage the key file").add_subparsers(
@@ -64,14 +71,23 @@ async def _health(settings: Settings) -> bool:
     return True
 
 
-async def _audit_verify(settings: Settings) -> bool:
+async def _audit_verify(settings: Settings, anchor_text: str | None) -> bool:
     from bot.app import open_runtime
-    from storage.audit import verify_chain
+    from storage.audit import Anchor, verify_chain
 
+    try:
+        anchor = Anchor.parse(anchor_text) if anchor_text is not None else None
+    except ValueError as exc:
+        print(f"intake-bot: --anchor: {exc}", file=sys.stderr)
+        return False
     async with open_runtime(settings) as runtime:
-        report = await verify_chain(runtime.sessionmaker, runtime.keyring)
+        report = await verify_chain(runtime.sessionmaker, runtime.keyring, anchor=anchor)
     if report.intact:
         print(f"audit log intact: {report.entries} entries")
+        if report.head is not None:
+            # Truncating the newest entries leaves a valid chain; this anchor,
+            # kept outside the database, is what shows it (docs/threat-model.md).
+            print(f"anchor (write it down elsewhere; check with --anchor): {report.head}")
         return True
     print(
         f"audit log BROKEN at entry {report.first_broken} ({report.reason}); "
@@ -146,7 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif command == "health":
             return 0 if asyncio.run(_health(settings)) else 1
         elif command == "audit":
-            return 0 if asyncio.run(_audit_verify(settings)) else 1
+            return 0 if asyncio.run(_audit_verify(settings, args.anchor)) else 1
         elif command == "stats":
             asyncio.run(_stats(settings, args.csv))
     except (SettingsError, KeyFileError) as exc:

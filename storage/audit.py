@@ -98,11 +98,40 @@ async def trail_for_case(session: AsyncSession, case_id: uuid.UUID) -> Sequence[
     return found.all()
 
 
+ANCHOR_HEX = 16  # MAC characters in an anchor: 64 bits, enough to be unguessable
+_HEX = frozenset("0123456789abcdef")
+
+
+@dataclass(frozen=True, slots=True)
+class Anchor:
+    """An entry's number and the start of its MAC, written down outside the database.
+
+    The chain alone cannot show that its newest entries were cut off; an
+    anchor recorded elsewhere (a printout, the coordinators' own notes) can:
+    the entry it names must still be there, with the same MAC.
+    """
+
+    seq: int
+    mac_hex: str
+
+    def __str__(self) -> str:
+        return f"{self.seq}:{self.mac_hex}"
+
+    @classmethod
+    def parse(cls, text: str) -> Anchor:
+        seq, _, mac_hex = text.strip().partition(":")
+        hex_digits = len(mac_hex) >= ANCHOR_HEX and all(c in _HEX for c in mac_hex.lower())
+        if not seq.isdigit() or int(seq) < 1 or not hex_digits:
+            raise ValueError(f"expected SEQ:HEX with at least {ANCHOR_HEX} hex digits")
+        return cls(int(seq), mac_hex.lower())
+
+
 @dataclass(frozen=True, slots=True)
 class ChainReport:
     entries: int
     first_broken: int | None
     reason: str | None
+    head: Anchor | None = None
 
     @property
     def intact(self) -> bool:
@@ -110,9 +139,16 @@ class ChainReport:
 
 
 async def verify_chain(
-    sessionmaker: async_sessionmaker[AsyncSession], keyring: KeyRing, *, batch: int = 5000
+    sessionmaker: async_sessionmaker[AsyncSession],
+    keyring: KeyRing,
+    *,
+    batch: int = 5000,
+    anchor: Anchor | None = None,
 ) -> ChainReport:
-    """Walk the whole log in order; report the first entry that does not verify."""
+    """Walk the whole log in order; report the first entry that does not verify.
+
+    With an ``anchor``, the entry it names must be reached and match it.
+    """
     previous, expected_seq, checked = GENESIS, 1, 0
     async with sessionmaker() as session:
         total = int(await session.scalar(select(func.count()).select_from(AuditEntry)) or 0)
@@ -126,14 +162,21 @@ async def verify_chain(
                 )
             ).all()
             if not rows:
-                return (
-                    ChainReport(checked, None, None)
-                    if checked == total
-                    else ChainReport(checked, expected_seq, "entries out of order")
-                )
+                if checked != total:
+                    return ChainReport(checked, expected_seq, "entries out of order")
+                if anchor is not None and anchor.seq > checked:
+                    return ChainReport(checked, checked + 1, f"cut short before anchor {anchor}")
+                head = Anchor(checked, previous.hex()[:ANCHOR_HEX]) if checked else None
+                return ChainReport(checked, None, None, head)
             for entry in rows:
                 if entry.seq != expected_seq:
                     return ChainReport(checked, expected_seq, "missing entry")
                 if entry_mac(keyring, previous, entry) != bytes(entry.mac):
                     return ChainReport(checked, entry.seq, "entry altered")
+                if (
+                    anchor is not None
+                    and entry.seq == anchor.seq
+                    and not bytes(entry.mac).hex().startswith(anchor.mac_hex)
+                ):
+                    return ChainReport(checked, entry.seq, f"does not match anchor {anchor}")
                 previous, expected_seq, checked = bytes(entry.mac), expected_seq + 1, checked + 1

@@ -13,7 +13,7 @@ from sqlalchemy import delete, func, select, text, update
 from bot.cases.staff import create_invite, redeem_invite, revoke
 from bot.cases.workflow import Outcome, Status
 from storage import audit
-from storage.audit import verify_chain
+from storage.audit import Anchor, verify_chain
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyMaterial, write_key_file
 from storage.models import AuditEntry, Case
@@ -147,6 +147,35 @@ async def test_swapped_entries_and_a_foreign_key_are_caught(
     assert report.first_broken == 2 and report.reason == "entry altered"
 
 
+async def test_a_cut_off_tail_is_caught_by_an_anchor_kept_elsewhere(
+    database: Database, keyring: KeyRing
+) -> None:
+    _, count = await _busy_case(database, keyring)
+    report = await verify_chain(database.sessionmaker, keyring)
+    assert report.intact and report.head is not None and report.head.seq == count
+    head = Anchor.parse(str(report.head))
+    assert head == report.head
+    assert (await verify_chain(database.sessionmaker, keyring, anchor=head)).intact
+
+    # Deleting the newest entries leaves a chain that verifies on its own...
+    async with database.sessionmaker.begin() as session:
+        await session.execute(delete(AuditEntry).where(AuditEntry.seq > count - 2))
+    assert (await verify_chain(database.sessionmaker, keyring)).intact
+    # ...but not against the anchor written down before.
+    cut = await verify_chain(database.sessionmaker, keyring, anchor=head)
+    assert not cut.intact
+    assert (cut.first_broken, cut.entries) == (count - 1, count - 2)
+    assert cut.reason is not None and "cut short" in cut.reason
+
+    # An anchor that names an entry with another MAC (a rewritten log) fails too.
+    earlier = Anchor(count - 3, "0" * 16)
+    wrong = await verify_chain(database.sessionmaker, keyring, anchor=earlier)
+    assert (wrong.first_broken, wrong.reason) == (count - 3, f"does not match anchor {earlier}")
+    for bad in ("", "12", "x:0011223344556677", "3:00112233", "3:zz112233445566778"):
+        with pytest.raises(ValueError, match="expected SEQ:HEX"):
+            Anchor.parse(bad)
+
+
 async def test_appending_keeps_the_chain_across_transactions(
     database: Database, keyring: KeyRing
 ) -> None:
@@ -187,6 +216,16 @@ async def test_cli_audit_verify_exit_codes(tmp_path: Path, key_material: KeyMate
 
     assert intact.returncode == 0, intact.stderr
     assert "intact" in intact.stdout
+    anchor = intact.stdout.rsplit("--anchor): ", 1)[1].strip()
+    env = {
+        "INTAKE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'intact' / 'intake.db'}",
+        "INTAKE_KEY_FILE": str(key_file),
+    }
+    anchored = await run_cli("audit", "verify", "--anchor", anchor, env=env, cwd=tmp_path)
+    assert anchored.returncode == 0, anchored.stderr
+    ahead = anchor.replace(anchor.split(":")[0], str(int(anchor.split(":")[0]) + 1), 1)
+    missed = await run_cli("audit", "verify", "--anchor", ahead, env=env, cwd=tmp_path)
+    assert missed.returncode == 1 and "cut short" in missed.stderr
     assert broken.returncode == 1, broken.stderr
     assert "entry 4" in broken.stderr
     assert "Traceback" not in broken.stderr
