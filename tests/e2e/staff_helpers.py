@@ -15,7 +15,7 @@ from bot.cases.stats import count_submission
 from bot.emulator import SimulatedUser
 from bot.emulator.server import RecordedCall
 from bot.intake.flow import CURRENT
-from bot.notifications import Notice, render_notice
+from bot.notifications import Notice, NoticeKind, render_notice
 from bot.sandbox import Sandbox
 from bot.scripted_reporter import t
 from storage.models import Case, OutboxMessage, User
@@ -140,6 +140,23 @@ async def assigned_case(
         )
     await drain_outbox(sandbox)  # the notices of joining and assigning are out of the way
     return reference, lawyer_row
+
+
+async def lawyer_asks(
+    sandbox: Sandbox, lawyer_row: User, reporter: SimulatedUser, reference: str
+) -> str:
+    """The lawyer asks the reporter a canary question; returns the notice once it arrived."""
+    question = new_canary("Question")
+    async with sandbox.sessionmaker.begin() as session:
+        asking = await session.get(User, lawyer_row.id)
+        assert asking is not None
+        await CaseService(session, sandbox.keyring, self_assign=True).ask_reporter(
+            asking, reference, question
+        )
+    wake_outbox(sandbox)
+    asked = notice_text(Notice(NoticeKind.LAWYER_QUESTION, reference, text=question), "ru")
+    await wait_for_text(sandbox, reporter, asked)
+    return asked
 
 
 def wake_outbox(sandbox: Sandbox) -> None:

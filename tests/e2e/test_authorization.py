@@ -33,6 +33,7 @@ from tests.e2e.staff_helpers import (
     drain_outbox,
     internal_id,
     join_staff,
+    lawyer_asks,
     notice_text,
     tr,
     wait_for_text,
@@ -215,16 +216,7 @@ async def test_a_revoked_lawyer_gets_no_more_replies_on_their_cases(sandbox: San
     lawyer = sandbox.user(LAWYER_C_ID, first_name="Comil", username="comil_law")
     reporter = sandbox.user(OWNER_ID)
     reference, lawyer_row = await assigned_case(sandbox, coordinator, lawyer, OWNER_ID)
-    question = new_canary("Question")
-    async with sandbox.sessionmaker.begin() as session:
-        asking = await session.get(User, lawyer_row.id)
-        assert asking is not None
-        await CaseService(session, sandbox.keyring, self_assign=True).ask_reporter(
-            asking, reference, question
-        )
-    wake_outbox(sandbox)
-    asked = notice_text(Notice(NoticeKind.LAWYER_QUESTION, reference, text=question), "ru")
-    await wait_for_text(sandbox, reporter, asked)
+    await lawyer_asks(sandbox, lawyer_row, reporter, reference)
 
     await coordinator.send_command("/revoke")
     await coordinator.press(staff_label(lawyer_row, "Comil @comil_law", tr("tg")))

@@ -11,10 +11,8 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot.cases.service import CaseService
 from bot.emulator import SimulatedUser
 from bot.intake.flow import IntakeState
-from bot.notifications import Notice, NoticeKind
 from bot.sandbox import Sandbox
 from bot.scripted_reporter import FULL_PLAN, SKIPPED, ScriptedReporter, t
 from bot.sweeper import DraftSweeper
@@ -29,10 +27,8 @@ from tests.e2e.staff_helpers import (
     assigned_case,
     db_user,
     join_staff,
-    notice_text,
+    lawyer_asks,
     tr,
-    wait_for_text,
-    wake_outbox,
 )
 
 REPORTER_ID = 7_300_001
@@ -169,16 +165,7 @@ async def test_the_question_and_the_reply_are_deleted_once_the_reply_is_stored(
     lawyer = sandbox.user(LAWYER_ID, first_name="Dilnoza")
     reporter = sandbox.user(REPORTER_ID)
     reference, lawyer_row = await assigned_case(sandbox, coordinator, lawyer, REPORTER_ID)
-    question = new_canary("Question")
-    async with sandbox.sessionmaker.begin() as session:
-        asking = await session.get(User, lawyer_row.id)
-        assert asking is not None
-        await CaseService(session, sandbox.keyring, self_assign=True).ask_reporter(
-            asking, reference, question
-        )
-    wake_outbox(sandbox)
-    asked = notice_text(Notice(NoticeKind.LAWYER_QUESTION, reference, text=question), "ru")
-    await wait_for_text(sandbox, reporter, asked)
+    asked = await lawyer_asks(sandbox, lawyer_row, reporter, reference)
     question_message = next(m for m in reporter.bot_messages() if m.body == asked)
 
     await reporter.press(t("Reply", "ru"), message_id=question_message.message_id)
