@@ -64,35 +64,44 @@ class EncryptedFSMStorage(BaseStorage):
     ) -> tuple[FsmRecord | None, dict[str, Any]]:
         # aiogram reads the state and data several times per update (middleware,
         # filters, handler, save): within the update's session the row and its
-        # opened payload are read and decrypted once, and parsed anew each time
-        # so that no caller can change another's copy.
+        # opened payload are read and decrypted once, and parsed anew for each
+        # later call so that no caller can change another's copy.
         cache: dict[bytes, tuple[FsmRecord | None, bytes]] = session.info.setdefault(
             "fsm_records", {}
         )
-        if index not in cache:
-            cache[index] = await self._read(session, index)
-        record, raw = cache[index]
-        payload = json.loads(raw) if record is not None else {}
-        return record, payload if isinstance(payload, dict) else {}
+        if index in cache:
+            record, raw = cache[index]
+            return record, json.loads(raw) if record is not None else {}
+        record, raw, payload = await self._read(session, index)
+        cache[index] = (record, raw)
+        return record, payload
 
-    async def _read(self, session: AsyncSession, index: bytes) -> tuple[FsmRecord | None, bytes]:
+    async def _read(
+        self, session: AsyncSession, index: bytes
+    ) -> tuple[FsmRecord | None, bytes, dict[str, Any]]:
+        """The row, its opened payload and that payload parsed; an unreadable row is deleted."""
         record = await session.get(FsmRecord, index)
         if record is None:
-            return None, b""
-        if record.expires_at <= utcnow():
+            return None, b"", {}
+        opened = self._open(record) if record.expires_at > utcnow() else None
+        if opened is None:
+            # Expired, or unreadable (its key was dropped, or it was tampered
+            # with): treated as absent rather than crashing the conversation.
             await session.delete(record)
             await session.flush()
-            return None, b""
+            return None, b"", {}
+        return record, *opened
+
+    def _open(self, record: FsmRecord) -> tuple[bytes, dict[str, Any]] | None:
+        """The record's payload opened and parsed, or None if it does not open."""
         try:
-            raw = self._keyring.open(Purpose.DRAFT, record.payload_sealed, self._context(index))
-            json.loads(raw)
+            raw = self._keyring.open(
+                Purpose.DRAFT, record.payload_sealed, self._context(record.key_index)
+            )
+            payload = json.loads(raw)
         except (DecryptionError, ValueError):
-            # An unreadable draft (its key was dropped, or it was tampered with)
-            # is treated as absent rather than crashing the conversation.
-            await session.delete(record)
-            await session.flush()
-            return None, b""
-        return record, raw
+            return None
+        return (raw, payload) if isinstance(payload, dict) else None
 
     async def _store(
         self,
@@ -110,7 +119,7 @@ class EncryptedFSMStorage(BaseStorage):
             cache[index] = (None, b"")
             return
         payload["chat"] = key.chat_id
-        raw = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+        raw = _dump(payload)
         sealed = self._keyring.seal(Purpose.DRAFT, raw, self._context(index))
         expires = utcnow() + self._ttl
         if record is None:
@@ -180,15 +189,9 @@ class EncryptedFSMStorage(BaseStorage):
         async with self._sessionmaker() as session:
             rows = await session.scalars(select(FsmRecord).where(FsmRecord.updated_at <= cutoff))
             for record in rows:
-                try:
-                    raw = self._keyring.open(
-                        Purpose.DRAFT, record.payload_sealed, self._context(record.key_index)
-                    )
-                except DecryptionError:
-                    continue
-                payload = json.loads(raw)
-                if isinstance(payload, dict):
-                    found.append((record.key_index, payload))
+                opened = self._open(record)
+                if opened is not None:
+                    found.append((record.key_index, opened[1]))
         return found
 
     async def replace_payload(self, index: bytes, payload: dict[str, Any]) -> None:
@@ -198,8 +201,10 @@ class EncryptedFSMStorage(BaseStorage):
             if record is None:
                 return
             record.payload_sealed = self._keyring.seal(
-                Purpose.DRAFT,
-                json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode(),
-                self._context(index),
+                Purpose.DRAFT, _dump(payload), self._context(index)
             )
             record.kek_id = self._keyring.primary_id
+
+
+def _dump(payload: dict[str, Any]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
