@@ -65,14 +65,16 @@ class RateLimiter:
         self._next_global = 0.0
         self._next_for_chat: dict[Hashable, float] = {}
 
+    def _earliest(self, chat: Hashable) -> float:
+        return max(self._next_global, self._next_for_chat.get(chat, 0.0))
+
     def delay(self, chat: Hashable) -> float:
         """Seconds before a message to ``chat`` may go."""
-        start = max(self._next_global, self._next_for_chat.get(chat, 0.0))
-        return max(0.0, start - time.monotonic())
+        return max(0.0, self._earliest(chat) - time.monotonic())
 
     async def wait(self, chat: Hashable) -> None:
         now = time.monotonic()
-        start = max(now, self._next_global, self._next_for_chat.get(chat, 0.0))
+        start = max(now, self._earliest(chat))
         self._next_global = start + self._spacing
         self._next_for_chat[chat] = start + self._per_chat
         if len(self._next_for_chat) > 10_000:

@@ -265,8 +265,7 @@ async def add_to_tally(session: AsyncSession, keyring: KeyRing, counts: AnswerCo
     assert row is not None
     tally.merge(counts)
     row.payload_sealed = keyring.seal(Purpose.STATS, tally.to_json(), _tally_context())
-    row.kek_id = keyring.primary_id
-    row.updated_at = utcnow()
+    row.kek_id = keyring.primary_id  # updated_at follows (onupdate)
     await session.flush()
 
 

@@ -75,7 +75,8 @@ async def submit_report(
         except DecryptionError:
             # The report matters more than a figure. The tally stays unreadable,
             # so /stats refuses to show figures rather than show wrong ones.
-            log.error("statistics tally does not open: case %s stored, not counted", case.reference)
+            # No reference in the line: logs never name a case.
+            log.error("statistics tally does not open: a report was stored, not counted")
     if intake.case_id is not None:
         # Files referred to by the answers become the case's; the rest are deleted.
         await evidence.submit(case.id, evidence_ids(q, answers))
