@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PYBABEL := $(BIN)/pybabel
 LOCALES := locales
 SOURCES := bot handlers storage
-LINTED := $(SOURCES) tests $(wildcard bench scripts)
+LINTED := $(SOURCES) devkit tests $(wildcard bench scripts)
 
 .PHONY: run test lint typecheck unit demo migrate bench bench-quick extract update compile translations-check clean
 
@@ -25,7 +25,7 @@ migrate: $(STAMP)
 	$(BIN)/intake-bot migrate
 
 demo: $(STAMP)
-	$(BIN)/python -m bot.demo
+	$(BIN)/python -m devkit.demo
 
 test: lint unit
 

@@ -2,7 +2,7 @@
 
 Two kinds of bot poll the harness's emulator over real HTTP:
 
-* ``intake``: the real bot, built as ``bot.sandbox.Sandbox.start`` and
+* ``intake``: the real bot, built as ``devkit.sandbox.Sandbox.start`` and
   ``bot.app.run`` build it (``create_bot`` + ``create_dispatcher``, polling with
   ``handle_as_tasks=True``, the production default);
 * ``echo``: a minimal aiogram Dispatcher with one handler answering every

@@ -1,6 +1,6 @@
 """Intake load: N reporters fill in the whole questionnaire at once; and the echo baseline.
 
-Each reporter is a :class:`~bot.scripted_reporter.ScriptedReporter` with
+Each reporter is a :class:`~devkit.scripted_reporter.ScriptedReporter` with
 ``FULL_PLAN`` over a :class:`~bench.harness.ProbedUser`: it reads the question on
 screen and presses buttons by their labels, one step at a time (each step waits
 until the bot finished the previous update); reporters run concurrently. The
@@ -36,9 +36,9 @@ from bench.common import (
 )
 from bench.harness import Answers, BotProcess, ProbedUser, Step
 from bench.workload import plan_answers
-from bot.emulator import FakeTelegramServer
-from bot.scripted_reporter import _I18N as reporter_i18n
-from bot.scripted_reporter import FULL_PLAN, ScriptedReporter
+from devkit.emulator import FakeTelegramServer
+from devkit.scripted_reporter import _I18N as reporter_i18n
+from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter
 from storage.crypto import KeyRing
 from storage.models import Case
 from storage.repositories import CaseRepository

@@ -28,7 +28,7 @@ from bench.common import (
 from bench.harness import Answers, BotProcess, ProbedUser, Step
 from bench.workload import CaseFactory, add_cases, check_equivalence, seed_staff
 from bot.cases.stats import compute
-from bot.emulator import FakeTelegramServer
+from devkit.emulator import FakeTelegramServer
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import load_key_file
 from storage.keys import add_primary_key, rewrap_all

@@ -41,7 +41,7 @@ from bot.questionnaire import (
     toggle_multi,
 )
 from bot.questionnaire.dates import today_in_tajikistan
-from bot.scripted_reporter import FULL_PLAN
+from devkit.scripted_reporter import FULL_PLAN
 from storage.crypto import DataKey, FieldContext, KeyRing, Purpose
 from storage.models import Case, KeyWrap, User
 from storage.references import new_reference

@@ -1,7 +1,7 @@
 """``make demo``: chat with the real bot in a terminal, without Telegram or a token.
 
 The genuine Dispatcher, handlers, encrypted storage and outbox run against the
-in-process Bot API emulator (:class:`bot.sandbox.Sandbox`), with a SQLite file
+in-process Bot API emulator (:class:`devkit.sandbox.Sandbox`), with a SQLite file
 and a throwaway key in a temporary folder that is deleted at exit. Type text to
 send it, a number to press that button of the newest message with buttons.
 
@@ -21,9 +21,9 @@ the bytes received, and ``/save DIR`` writes them into ``DIR``.
 
 Usage::
 
-    python -m bot.demo                      # interactive
-    printf '/start\\n1\\n' | python -m bot.demo  # piped: the lines are echoed
-    python -m bot.demo --input walk.txt     # read the lines from a file
+    python -m devkit.demo                      # interactive
+    printf '/start\\n1\\n' | python -m devkit.demo  # piped: the lines are echoed
+    python -m devkit.demo --input walk.txt     # read the lines from a file
 
 The demo never reads ``.env`` (it holds the production configuration); the
 ``INTAKE_*`` environment variables still apply, e.g. ``INTAKE_WIPE_CHAT=false``.
@@ -52,10 +52,10 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.config import RunMode
-from bot.emulator import ChatMessage, SimulatedUser, UploadedFile
 from bot.logs import ScrubbingFilter
 from bot.notifications import Role
-from bot.sandbox import Sandbox
+from devkit.emulator import ChatMessage, SimulatedUser, UploadedFile
+from devkit.sandbox import Sandbox
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyMaterial
 from storage.db import create_engine, create_sessionmaker, migrate
@@ -894,7 +894,7 @@ async def run(
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m bot.demo",
+        prog="python -m devkit.demo",
         description="Chat with the real intake bot in this terminal, on an emulated Telegram.",
     )
     parser.add_argument(

@@ -2,7 +2,7 @@
 
 Used by the end-to-end tests, the benchmarks and ``make demo``: the genuine
 Dispatcher, middlewares, handlers, encrypted storage and outbox, with only
-Telegram replaced by :class:`~bot.emulator.FakeTelegramServer`.
+Telegram replaced by :class:`~devkit.emulator.FakeTelegramServer`.
 """
 
 from __future__ import annotations
@@ -16,9 +16,9 @@ from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.config import Settings
-from bot.emulator import FakeTelegramServer, SimulatedUser
 from bot.factory import create_bot, create_dispatcher
 from bot.outbox import OutboxPolicy
+from devkit.emulator import FakeTelegramServer, SimulatedUser
 from storage.crypto import KeyRing
 
 FAST_OUTBOX = OutboxPolicy(

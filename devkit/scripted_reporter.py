@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from bot.emulator import SimulatedUser
 from bot.i18n import create_i18n
 from bot.intake.flow import CURRENT
 from bot.questionnaire import (
@@ -23,6 +22,7 @@ from bot.questionnaire import (
     QuestionType,
 )
 from bot.text import N_
+from devkit.emulator import SimulatedUser
 
 _I18N = create_i18n()
 

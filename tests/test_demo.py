@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from aiogram.types import BufferedInputFile
 
-from bot.demo import DEFAULT_COORDINATOR_ID, DEFAULT_LAWYER_ID, DemoSession
 from bot.evidence import REFUSAL_TEXTS, Refusal
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES
 from bot.notifications import Notice, NoticeKind, render_notice
 from bot.questionnaire import SKIPPED
-from bot.scripted_reporter import ScriptedReporter, t
 from bot.text import N_
+from devkit.demo import DEFAULT_COORDINATOR_ID, DEFAULT_LAWYER_ID, DemoSession
+from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.reporter.render import LANGUAGE_PROMPT
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -119,7 +119,7 @@ def test_piped_stdin_subprocess() -> None:
     env["PYTHONPATH"] = str(REPO_ROOT)
     env["PYTHONIOENCODING"] = "utf-8"
     result = subprocess.run(
-        [sys.executable, "-m", "bot.demo"],
+        [sys.executable, "-m", "devkit.demo"],
         input="/start\n1\n/as coordinator\n/staff\n/quit\n",
         capture_output=True,
         text=True,

@@ -34,7 +34,7 @@ from aiogram.types import (
 )
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 
-from bot.emulator import FakeTelegramServer, SimulatedUser, UploadedFile
+from devkit.emulator import FakeTelegramServer, SimulatedUser, UploadedFile
 
 TOKEN = "123456789:AAEmulatorTestToken_abcdefghijklmno"
 USER_ID = 1001

@@ -2,7 +2,7 @@
 update kinds no handler expects, and numbers that are not numbers.
 
 The genuine Dispatcher, middlewares and handlers poll the in-process Bot API
-emulator (:class:`bot.sandbox.Sandbox`). Starting a sandbox per example would
+emulator (:class:`devkit.sandbox.Sandbox`). Starting a sandbox per example would
 take most of a minute, and pytest-asyncio cannot drive ``@given`` on an ``async
 def`` test, so: a module-scoped fixture runs an event loop in a background
 thread, each test starts ONE sandbox (SQLite in its tmp dir, a fresh key ring)
@@ -44,7 +44,6 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from bot.cases.workflow import Outcome, Status
-from bot.emulator import SimulatedUser
 from bot.i18n import LANGUAGES
 from bot.intake.flow import (
     CURRENT,
@@ -67,8 +66,9 @@ from bot.questionnaire import (
     is_valid_answer,
     parse_text_answer,
 )
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import FULL_PLAN, ScriptedReporter, t
+from devkit.emulator import SimulatedUser
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter, t
 from handlers.reporter.callbacks import AnswerButton, EditAnswer, FlowAction, LanguageChoice
 from handlers.reporter.conversation import Intake
 from handlers.reporter.forget import ForgetChoice

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import FakeTelegramServer
 from bot.logs import ScrubbingFilter, configure_logging, describe_exception, scrub
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter
+from devkit.emulator import FakeTelegramServer
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter
 from storage.crypto import KeyRing
 from storage.repositories import CaseRepository
 from tests.canary import new_canary, scan

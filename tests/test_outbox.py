@@ -20,10 +20,10 @@ from aiogram import Bot
 from sqlalchemy import select, update
 
 from bot import outbox as outbox_module
-from bot.emulator import FakeTelegramServer
 from bot.notifications import Notice, NoticeKind, enqueue, render_notice
 from bot.outbox import DEAD, PENDING, SENDING, SENT, OutboxPolicy, OutboxWorker, RateLimiter
-from bot.scripted_reporter import t
+from devkit.emulator import FakeTelegramServer
+from devkit.scripted_reporter import t
 from storage.crypto import KeyRing
 from storage.models import OutboxMessage, utcnow
 from storage.repositories import UserRepository

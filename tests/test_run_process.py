@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.emulator import FakeTelegramServer, SimulatedUser
+from devkit.emulator import FakeTelegramServer, SimulatedUser
 from storage.crypto.keyfile import KeyMaterial, write_key_file
 from tests.conftest import POSTGRES_URL, require_postgres_async
 

@@ -20,7 +20,7 @@ from aiogram.types import Chat, User
 from sqlalchemy import event
 
 from bot.middlewares import ChatSerializer
-from bot.sandbox import Sandbox
+from devkit.sandbox import Sandbox
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
 from storage.unit_of_work import update_scope

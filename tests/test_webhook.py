@@ -19,10 +19,10 @@ from pydantic import SecretStr
 
 from bot.__main__ import main
 from bot.config import RunMode, Settings
-from bot.emulator import FakeTelegramServer
 from bot.factory import create_bot, create_dispatcher
-from bot.sandbox import FAST_OUTBOX
 from bot.webhook import HEALTH_PATH, build_webhook_app, webhook_path
+from devkit.emulator import FakeTelegramServer
+from devkit.sandbox import FAST_OUTBOX
 from storage.crypto import KeyRing
 from tests.conftest import Database
 

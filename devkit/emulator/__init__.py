@@ -1,6 +1,6 @@
 """Fake Telegram Bot API server and simulated users for tests, benchmarks and demos."""
 
-from bot.emulator.server import (
+from devkit.emulator.server import (
     ApiError,
     CallbackAnswer,
     ChatMessage,
@@ -13,7 +13,7 @@ from bot.emulator.server import (
     UploadedFile,
     WebhookState,
 )
-from bot.emulator.simulator import SimulatedUser
+from devkit.emulator.simulator import SimulatedUser
 
 __all__ = [
     "ApiError",

@@ -14,7 +14,7 @@ import itertools
 import secrets
 from typing import Any
 
-from bot.emulator.server import (
+from devkit.emulator.server import (
     CallbackAnswer,
     ChatMessage,
     ChatState,

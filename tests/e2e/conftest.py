@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from bot.sandbox import Sandbox
+from devkit.sandbox import Sandbox
 from storage.crypto import KeyRing
 from tests.conftest import Database
 

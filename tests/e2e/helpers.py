@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.emulator import SimulatedUser
-from bot.emulator.server import CallbackAnswer
 from bot.intake.flow import CURRENT
 from bot.questionnaire import Question
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter, t
 from bot.text import N_
+from devkit.emulator import SimulatedUser
+from devkit.emulator.server import CallbackAnswer
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter, t
 from storage.models import Case, FsmRecord
 from storage.repositories import CaseRepository
 

@@ -12,12 +12,12 @@ from sqlalchemy import select
 
 from bot.cases.service import CaseService
 from bot.cases.stats import count_submission
-from bot.emulator import SimulatedUser
-from bot.emulator.server import RecordedCall
 from bot.intake.flow import CURRENT
 from bot.notifications import Notice, NoticeKind, render_notice
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import t
+from devkit.emulator import SimulatedUser
+from devkit.emulator.server import RecordedCall
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import t
 from storage.models import Case, OutboxMessage, User
 from storage.repositories import CaseRepository, UserRepository
 from tests.canary import new_canary

@@ -15,10 +15,10 @@ from sqlalchemy import select
 
 from bot.cases.service import CaseService
 from bot.cases.workflow import Outcome, Status
-from bot.emulator import SimulatedUser
 from bot.notifications import Notice, NoticeKind
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter, t
+from devkit.emulator import SimulatedUser
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, QueueNav, RevokeStaff
 from handlers.staff.render import staff_label
 from storage.models import AuditEntry, Case, CaseEvent, CaseMessage, Invite, OutboxMessage, User

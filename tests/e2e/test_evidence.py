@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import func, select, update
 
 from bot.cases.service import CaseService
-from bot.emulator import SimulatedUser
 from bot.evidence import REFUSAL_TEXTS, Refusal
 from bot.retention import shred_case
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter, t
 from bot.text import N_
+from devkit.emulator import SimulatedUser
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.staff.callbacks import EvidenceGet
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage

@@ -11,8 +11,8 @@ import pytest
 
 from bot.questionnaire import SKIPPED, RejectReason
 from bot.questionnaire.dates import today_in_tajikistan
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter, t
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.reporter.callbacks import ConsentAnswer, EditAnswer, FlowAction
 from handlers.reporter.render import rejection_text, wrong_kind_text
 from storage.models import Case

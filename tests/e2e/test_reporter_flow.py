@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import FULL_PLAN, ScriptedReporter, t
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter, t
 from storage.repositories import CaseRepository
 from tests.e2e.conftest import COORDINATOR_ID
 

@@ -4,9 +4,9 @@ questions, urgency, a restart in the middle, /cancel, /language and /help."""
 from __future__ import annotations
 
 from bot.questionnaire import SKIPPED
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter, t
 from bot.text import N_
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.reporter.render import TICK, language_screen
 from storage.models import Case, FsmRecord
 from tests.e2e.conftest import COORDINATOR_ID

@@ -13,9 +13,9 @@ from typing import Any
 
 import pytest
 
-from bot.emulator import SimulatedUser
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter
+from devkit.emulator import SimulatedUser
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter
 from storage.crypto import KeyRing
 from tests.canary import encodings, new_canary, raw_database_bytes, scan
 from tests.conftest import Database

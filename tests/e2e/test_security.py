@@ -15,12 +15,12 @@ from typing import Any
 
 from sqlalchemy import delete, func, select, update
 
-from bot.emulator import SimulatedUser
 from bot.flood import SLOW_DOWN, FloodControl, UpdateDeduplicator
 from bot.middlewares import NEUTRAL_REPLY
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import FULL_PLAN, ScriptedReporter, t
 from bot.text import N_
+from devkit.emulator import SimulatedUser
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter, t
 from handlers.reporter.callbacks import LanguageChoice
 from handlers.reporter.replies import ReplyButton
 from storage import audit

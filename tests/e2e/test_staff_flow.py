@@ -9,8 +9,8 @@ from bot.cases import stats as case_stats
 from bot.cases.staff import staff_name
 from bot.cases.workflow import OUTCOME_LABELS, Outcome
 from bot.notifications import Notice, NoticeKind
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import FULL_PLAN, ScriptedReporter, t
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter, t
 from handlers.staff.callbacks import CaseAct, QueueNav
 from handlers.staff.menu import LAWYER_COMMANDS
 from handlers.staff.render import AUDIT_ACTION_LABELS

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select, update
 
 from bot.cases import stats as case_stats
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import ScriptedReporter, t
 from bot.text import N_
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import ScriptedReporter, t
 from storage.models import AuditEntry, StatsTally
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import stored_case

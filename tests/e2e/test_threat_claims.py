@@ -11,12 +11,12 @@ from datetime import timedelta
 
 from sqlalchemy import update
 
-from bot.emulator import SimulatedUser
 from bot.intake.flow import IntakeState
-from bot.sandbox import Sandbox
-from bot.scripted_reporter import FULL_PLAN, SKIPPED, ScriptedReporter, t
 from bot.sweeper import DraftSweeper
 from bot.text import N_
+from devkit.emulator import SimulatedUser
+from devkit.sandbox import Sandbox
+from devkit.scripted_reporter import FULL_PLAN, SKIPPED, ScriptedReporter, t
 from handlers.staff.render import staff_label
 from storage.fsm import EncryptedFSMStorage
 from storage.models import FsmRecord, User, utcnow
