@@ -20,8 +20,7 @@ from pathlib import Path
 from bench.botproc import child_main
 from bench.common import BenchError, proc_cpu_seconds, proc_status
 from bench.common import Database as BenchDatabase
-from devkit.emulator import FakeTelegramServer, SimulatedUser
-from devkit.emulator.server import JsonDict
+from devkit.emulator import FakeTelegramServer, JsonDict, SimulatedUser
 
 START_TIMEOUT = 60.0
 STOP_TIMEOUT = 30.0

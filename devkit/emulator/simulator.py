@@ -14,14 +14,9 @@ import itertools
 import secrets
 from typing import Any
 
-from devkit.emulator.server import (
-    CallbackAnswer,
-    ChatMessage,
-    ChatState,
-    FakeTelegramServer,
-    JsonDict,
-    button_label,
-)
+from devkit.emulator.formatting import button_label
+from devkit.emulator.records import CallbackAnswer, ChatMessage, ChatState, JsonDict
+from devkit.emulator.routing import FakeTelegramServer
 
 _callback_seq = itertools.count(1)
 

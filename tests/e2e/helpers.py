@@ -14,8 +14,7 @@ from sqlalchemy import func, select
 from bot.intake.flow import CURRENT
 from bot.questionnaire import Question
 from bot.text import N_
-from devkit.emulator import SimulatedUser
-from devkit.emulator.server import CallbackAnswer
+from devkit.emulator import CallbackAnswer, SimulatedUser
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import ScriptedReporter, t
 from storage.models import Case, FsmRecord

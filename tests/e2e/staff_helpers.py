@@ -14,8 +14,7 @@ from bot.cases.service import CaseService
 from bot.cases.stats import count_submission
 from bot.intake.flow import CURRENT
 from bot.notifications import Notice, NoticeKind, render_notice
-from devkit.emulator import SimulatedUser
-from devkit.emulator.server import RecordedCall
+from devkit.emulator import RecordedCall, SimulatedUser
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import t
 from storage.models import Case, OutboxMessage, User
