@@ -1,7 +1,9 @@
 """Work done beside the updates: the outbox worker and the draft sweeper.
 
 Started and stopped with the Dispatcher (its startup and shutdown hooks), in
-the same process by default.
+the same process by default. The command menus belong to the handlers; the
+composition root (bot/factory.py) hands them in as :class:`CommandMenus`, so
+that the core never imports handlers/.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 from aiogram import Bot
@@ -24,8 +27,6 @@ from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
 from bot.retention import run_retention
 from bot.sweeper import DraftSweeper
-from handlers.reporter.menu import set_default_commands
-from handlers.staff.menu import set_staff_commands
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
 from storage.repositories import UserRepository
@@ -33,6 +34,16 @@ from storage.repositories import UserRepository
 log = logging.getLogger("intake.background")
 
 RETENTION_INTERVAL = 6 * 3600.0  # the job is idempotent; running it often is harmless
+
+
+@dataclass(frozen=True, slots=True)
+class CommandMenus:
+    """How the command menus are set at start (the handlers own their menus)."""
+
+    #: The menus everyone sees in a private chat: ``(bot, i18n)``.
+    set_default: Callable[[Bot, I18n], Awaitable[None]]
+    #: One staff member's menu: ``(bot, i18n, chat_id, role, language)``.
+    set_staff: Callable[[Bot, I18n, int, str, str], Awaitable[None]]
 
 
 class BackgroundTasks:
@@ -43,9 +54,11 @@ class BackgroundTasks:
         keyring: KeyRing,
         i18n: I18n,
         storage: EncryptedFSMStorage,
+        menus: CommandMenus,
         outbox_policy: OutboxPolicy | None = None,
     ) -> None:
         self.settings = settings
+        self.menus = menus
         self.sessionmaker = sessionmaker
         self.keyring = keyring
         self.i18n = i18n
@@ -60,12 +73,12 @@ class BackgroundTasks:
                 UserRepository(session, self.keyring), self.settings.coordinator_ids
             )
             languages = {user.id: user.language or DEFAULT_LANGUAGE for user in coordinators}
-        await set_default_commands(bot, self.i18n)
+        await self.menus.set_default(bot, self.i18n)
         for telegram_id, user in zip(
             sorted(self.settings.coordinator_ids), coordinators, strict=True
         ):
             with contextlib.suppress(TelegramAPIError):
-                await set_staff_commands(
+                await self.menus.set_staff(
                     bot, self.i18n, telegram_id, Role.COORDINATOR.value, languages[user.id]
                 )
         self.outbox = OutboxWorker(

@@ -13,7 +13,7 @@ from aiogram.client.telegram import TelegramAPIServer
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.background import BackgroundTasks
+from bot.background import BackgroundTasks, CommandMenus
 from bot.config import Settings
 from bot.flood import FloodControl, UpdateDeduplicator
 from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
@@ -22,6 +22,8 @@ from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
 from handlers import build_root_router
 from handlers.common.errors import on_error
+from handlers.reporter.menu import set_default_commands
+from handlers.staff.menu import set_staff_commands
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
 
@@ -113,7 +115,15 @@ def create_dispatcher(
     UserLanguageMiddleware(i18n).setup(dispatcher)
     dispatcher.errors.register(on_error)
 
-    background = BackgroundTasks(settings, sessionmaker, keyring, i18n, storage, outbox_policy)
+    background = BackgroundTasks(
+        settings,
+        sessionmaker,
+        keyring,
+        i18n,
+        storage,
+        CommandMenus(set_default=set_default_commands, set_staff=set_staff_commands),
+        outbox_policy,
+    )
     dispatcher.startup.register(background.on_startup)
     dispatcher.startup.register(freeze_startup_objects)
     dispatcher.shutdown.register(background.on_shutdown)
