@@ -76,3 +76,13 @@ def test_starting_the_bot_loads_no_module_of_the_development_kit() -> None:
     assert "bot.factory" in loaded
     assert "handlers" in loaded  # the routers are there: the check below means something
     assert [name for name in loaded if _is_in(name, "devkit")] == []
+
+
+def test_no_source_file_is_over_600_lines() -> None:
+    sources = _sources(*PRODUCT_PACKAGES, "devkit")
+    lengths = {
+        str(path.relative_to(REPO_ROOT)): len(path.read_text(encoding="utf-8").splitlines())
+        for path in sources
+    }
+    assert len(lengths) > 50
+    assert {path: length for path, length in lengths.items() if length > MAX_LINES} == {}
