@@ -188,7 +188,7 @@ def audit_verdict(report: dict[str, Any]) -> tuple[int, list[str]]:
         reason = skipped[0]["skip_reason"]
         return 0, [
             f"pip-audit: advisory service unreachable, {len(skipped)} of {len(dependencies)} "
-            f"locked packages not checked ({reason}); known-vulnerability check skipped"
+            f'locked packages not checked (first: "{reason}"); known-vulnerability check skipped'
         ]
     return 0, [f"pip-audit: no known vulnerabilities in {len(dependencies)} locked packages"]
 
