@@ -3,6 +3,7 @@ refused when stale, and audited for known vulnerabilities (scripts/lockfile.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -10,6 +11,7 @@ import subprocess
 import sys
 import threading
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -183,6 +185,81 @@ def test_the_virtualenv_holds_exactly_the_locked_versions() -> None:
             if pin.applies_here() and metadata.version(name) != pin.version:
                 wrong[name] = (metadata.version(name), pin.version)
     assert wrong == {}
+
+
+def a_wheel(folder: Path, name: str, requires: str | None = None) -> Path:
+    """A minimal pure-Python wheel, so pip's hash mode is tried without a network."""
+    wheel = folder / f"{name}-1.0-py3-none-any.whl"
+    info = f"{name}-1.0.dist-info"
+    metadata_text = f"Metadata-Version: 2.1\nName: {name}\nVersion: 1.0\n"
+    if requires:
+        metadata_text += f"Requires-Dist: {requires}\n"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        archive.writestr(f"{name}/__init__.py", "")
+        archive.writestr(f"{info}/METADATA", metadata_text)
+        archive.writestr(
+            f"{info}/WHEEL",
+            "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n",
+        )
+        archive.writestr(f"{info}/RECORD", "")
+    return wheel
+
+
+def install_as_make_does(folder: Path, lock_text: str) -> subprocess.CompletedProcess[str]:
+    """`make`'s install step (pip --require-hashes -r LOCK) from a folder of wheels."""
+    lock = folder / "lock.txt"
+    lock.write_text(lock_text, encoding="utf-8")
+    offline = ["--isolated", "--no-index", "--find-links", str(folder)]
+    target = ["--target", str(folder / "site")]
+    return subprocess.run(  # noqa: S603 - our own interpreter's pip
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            *offline,
+            *target,
+            "--require-hashes",
+            "-r",
+            str(lock),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_a_file_that_differs_from_the_locked_hash_is_refused(tmp_path: Path) -> None:
+    wheel = a_wheel(tmp_path, "lockprobe")
+    locked = f"lockprobe==1.0 --hash=sha256:{sha256(wheel)}\n"
+    assert install_as_make_does(tmp_path, locked).returncode == 0
+
+    with zipfile.ZipFile(wheel, "a") as archive:  # the same release, altered on the way
+        archive.writestr("lockprobe/backdoor.py", "")
+    result = install_as_make_does(tmp_path, locked)
+
+    assert result.returncode != 0
+    assert "DO NOT MATCH THE HASHES" in result.stderr
+    assert not (tmp_path / "site" / "lockprobe" / "backdoor.py").exists()
+
+
+def test_a_dependency_missing_from_the_lock_is_refused(tmp_path: Path) -> None:
+    wheel = a_wheel(tmp_path, "lockprobe", requires="unlockedprobe")
+    a_wheel(tmp_path, "unlockedprobe")
+
+    result = install_as_make_does(tmp_path, f"lockprobe==1.0 --hash=sha256:{sha256(wheel)}\n")
+
+    assert result.returncode != 0
+    assert "In --require-hashes mode, all requirements must have their versions pinned" in (
+        result.stderr
+    )
+    assert "unlockedprobe" in result.stderr
+    assert not (tmp_path / "site" / "lockprobe").exists()
 
 
 # --- pip-audit of the locked set -------------------------------------------------
