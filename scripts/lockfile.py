@@ -5,6 +5,8 @@
     python scripts/lockfile.py lock [UV-ARGS]   re-resolve from pyproject.toml (`make lock`);
                                                 pins are kept unless UV-ARGS say --upgrade
     python scripts/lockfile.py audit [ARGS]     pip-audit of the locked set (`make audit`)
+    python scripts/lockfile.py pin NAME         one package's lines of the dev lock (pin
+                                                and hashes), to install it on its own
 
 `requirements/dev.txt` is everything `make` installs: the runtime, every extra, the build
 backend (the project is installed with --no-build-isolation) and pip itself.
@@ -108,6 +110,15 @@ def locked_block(lock: Path, name: str) -> str | None:
         if starts and not line.lstrip().startswith("#"):
             block.append(line)
     return "\n".join(block) + "\n" if block else None
+
+
+def pin(root: Path, names: list[str]) -> int:
+    blocks = [locked_block(root / DEV_LOCK, name) for name in names]
+    if not names or None in blocks:
+        print(f"{DEV_LOCK} pins none of: {' '.join(names)}", file=sys.stderr)
+        return 1
+    print("".join(map(str, blocks)), end="")
+    return 0
 
 
 def uv_command(root: Path) -> list[str]:
@@ -235,11 +246,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__.splitlines()[0] if __doc__ else None, allow_abbrev=False
     )
     parser.add_argument("--root", type=Path, default=ROOT, help="the project folder")
-    parser.add_argument("command", choices=["check", "lock", "audit"])
+    parser.add_argument("command", choices=["check", "lock", "audit", "pin"])
     arguments, rest = parser.parse_known_args(argv)
     root: Path = arguments.root.resolve()
     if arguments.command == "check":
         return check(root)
+    if arguments.command == "pin":
+        return pin(root, rest)
     if arguments.command == "lock":
         return lock(root, rest)
     return audit(root, rest)
