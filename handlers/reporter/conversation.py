@@ -47,7 +47,12 @@ async def load(state: FSMContext) -> IntakeState:
 
 async def save(state: FSMContext, intake: IntakeState) -> None:
     await state.set_state(Intake.active)
-    await state.set_data({"intake": intake.to_dict()})
+    data: dict[str, object] = {"intake": intake.to_dict()}
+    news = (await state.get_data()).get("news")
+    if news is not None:
+        # News about a sent report, written beside this draft (handlers/reporter/news.py).
+        data["news"] = news
+    await state.set_data(data)
     session, storage = current_session.get(), state.storage
     if intake.case_id and session is not None and isinstance(storage, EncryptedFSMStorage):
         # The draft's files live as long as the draft, not a day from the last file.
