@@ -21,6 +21,7 @@ from bot.text import N_
 from handlers.reporter.callbacks import FlowAction
 from handlers.reporter.conversation import Intake, goodbye, load, show_current, track_in_draft
 from handlers.reporter.menu import REPORTER_COMMANDS
+from handlers.reporter.news import remember_status_screen
 from handlers.reporter.news_screens import status_keyboard
 from handlers.reporter.render import Screen
 from storage.models import User, utcnow
@@ -62,6 +63,8 @@ async def status_command(
     markup = status_keyboard(cases_taking_news(found, user, utcnow()), _)
     sent = await message.answer("\n".join(lines), reply_markup=markup)
     await track_in_draft(state, message.message_id, sent.message_id)
+    if markup is not None:
+        await remember_status_screen(state, message.message_id, sent.message_id)
 
 
 def _cancel_keyboard() -> InlineKeyboardMarkup:

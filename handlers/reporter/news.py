@@ -22,6 +22,7 @@ from bot.cases.service import AccessDenied, CaseService
 from bot.config import Settings
 from bot.evidence import Refusal
 from bot.intake.news import (
+    MAX_TRACKED,
     MAX_WORDS,
     NewsDraft,
     add_file,
@@ -53,6 +54,8 @@ if TYPE_CHECKING:
     from bot.background import BackgroundTasks
 
 STALE = N_("This button is no longer active.")
+#: FSM data: the ids of the last /status and its answer, to wipe with the news.
+STATUS_SCREEN = "news_status"
 
 
 class NewsPending(Filter):
@@ -106,6 +109,29 @@ async def _show(
     await wipe(bot, settings, chat_id, doomed)
 
 
+async def remember_status_screen(state: FSMContext, *message_ids: int) -> None:
+    """/status and its answer become part of the news started from it (and go with it)."""
+    data = await state.get_data()
+    earlier = data.get(STATUS_SCREEN)
+    kept = [i for i in earlier if type(i) is int] if isinstance(earlier, list) else []
+    data[STATUS_SCREEN] = [*kept, *message_ids][-MAX_TRACKED:]
+    await state.set_data(data)
+
+
+async def drop_news(state: FSMContext, case_service: CaseService, user: User) -> list[int]:
+    """/forget: news being written goes, files included; the messages to wipe."""
+    data = await state.get_data()
+    draft = NewsDraft.from_dict(data.get("news"))
+    status_screen = data.get(STATUS_SCREEN)
+    leftovers = (
+        [i for i in status_screen if type(i) is int] if isinstance(status_screen, list) else []
+    )
+    if draft is not None:
+        await _discard_files(case_service, user, draft)
+        leftovers += draft.trail
+    return leftovers
+
+
 async def _reprompt(message: Message, state: FSMContext, draft: NewsDraft, text: str) -> None:
     """A short correction; the draft stays as it was, both messages go at the end."""
     draft.track(message.message_id)
@@ -138,8 +164,13 @@ async def start_news(
     await query.answer()
     if not isinstance(query.message, Message):
         return
-    old = NewsDraft.from_dict((await state.get_data()).get("news"))
+    data = await state.get_data()
+    old = NewsDraft.from_dict(data.get("news"))
     draft = NewsDraft(reference=case.reference)
+    status_screen = data.pop(STATUS_SCREEN, None)
+    if isinstance(status_screen, list):
+        draft.track(*(i for i in status_screen if type(i) is int))
+        await state.set_data(data)
     if old is not None:
         # News started earlier and left: its screens and files go now.
         draft.track(*old.trail)
