@@ -137,7 +137,7 @@ def write_words(draft: NewsDraft, text: str) -> WordsRefusal | None:
     """Typed words (on the words or files step: they replace earlier words);
     a refusal keeps what was there before."""
     cleaned = clean_text(text) if isinstance(text, str) else ""
-    if not cleaned:
+    if not any(ch.isprintable() and not ch.isspace() for ch in cleaned):
         return WordsRefusal.EMPTY
     if len(cleaned) > MAX_WORDS:
         return WordsRefusal.TOO_LONG
