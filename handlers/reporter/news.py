@@ -166,15 +166,18 @@ async def start_news(
         return
     data = await state.get_data()
     old = NewsDraft.from_dict(data.get("news"))
-    draft = NewsDraft(reference=case.reference)
+    if old is not None and old.reference == case.reference:
+        draft = old  # left half-written: go on where the reporter stopped
+    else:
+        draft = NewsDraft(reference=case.reference)
+        if old is not None:
+            # News about another report, left unsent: its screens and files go now.
+            draft.track(*old.trail)
+            await _discard_files(case_service, user, old)
     status_screen = data.pop(STATUS_SCREEN, None)
     if isinstance(status_screen, list):
         draft.track(*(i for i in status_screen if type(i) is int))
         await state.set_data(data)
-    if old is not None:
-        # News started earlier and left: its screens and files go now.
-        draft.track(*old.trail)
-        await _discard_files(case_service, user, old)
     draft.track(query.message.message_id)
     await _show(bot, settings, state, query.message.chat.id, draft)
 

@@ -14,6 +14,7 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy import update as sa_update
 
 from bot.cases.followups import NEWS_EVENT, LimitReason
 from bot.cases.service import CaseService
@@ -21,6 +22,7 @@ from bot.cases.stats import compute
 from bot.cases.workflow import Outcome
 from bot.intake.news import NEWS_LABELS, NewsKind
 from bot.notifications import Notice, NoticeKind
+from bot.sweeper import DraftSweeper
 from bot.text import N_
 from devkit.emulator import SimulatedUser
 from devkit.sandbox import Sandbox
@@ -28,7 +30,16 @@ from devkit.scripted_reporter import t
 from handlers.reporter.news_screens import LIMIT_TEXTS, NewsStart
 from handlers.staff.reopen import ReopenChoice
 from storage.crypto import KeyRing
-from storage.models import AuditEntry, CaseEvent, CaseMessage, EvidenceFile, User
+from storage.fsm import EncryptedFSMStorage
+from storage.models import (
+    AuditEntry,
+    CaseEvent,
+    CaseMessage,
+    EvidenceFile,
+    FsmRecord,
+    User,
+    utcnow,
+)
 from tests.canary import new_canary, raw_database_bytes, scan
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID
@@ -296,3 +307,39 @@ async def test_limits_per_day_and_in_all_hold_across_forget(small_limits: Sandbo
         NewsStart(reference=reference).pack(), stranger.bot_messages()[-1].message_id
     )
     assert callback_answer(stranger, forged).text == t(STALE, TG)
+
+
+async def test_news_left_half_written_is_wiped_from_the_chat_by_the_sweeper(
+    sandbox: Sandbox,
+) -> None:
+    reporter = sandbox.user(884_001)
+    reference = await seed_case(sandbox, reporter.user_id)
+    start = max((m.message_id for m in reporter.chat.messages.values()), default=0)
+    words = new_canary("Left")
+    await reporter.send_command("/status")
+    await reporter.press(add_news_label(reference))
+    await reporter.press(ru(NEWS_LABELS[NewsKind.THREATENED]))
+    await reporter.send_text(words)
+    shown = [m for m in reporter.visible_messages() if m.message_id > start]
+    assert len(shown) == 1  # the files step; /status, its answer and the words are gone
+    sweeper = DraftSweeper(
+        EncryptedFSMStorage(sandbox.sessionmaker, sandbox.keyring, ttl=timedelta(hours=24)),
+        timedelta(minutes=30),
+    )
+    assert sandbox.bot is not None
+    assert await sweeper.sweep_once(sandbox.bot) == 0  # not idle yet
+    async with sandbox.sessionmaker.begin() as session:
+        await session.execute(
+            sa_update(FsmRecord).values(updated_at=utcnow() - timedelta(minutes=31))
+        )
+    assert await sweeper.sweep_once(sandbox.bot) == 1
+    assert [m for m in reporter.visible_messages() if m.message_id > start] == []
+    # The words are kept in the sealed draft: back in the chat, it goes on from there.
+    await reporter.send_command("/status")
+    await reporter.press(add_news_label(reference))
+    await reporter.press(ru(N_("Done")))
+    assert words[:100] in (reporter.last_text() or "")  # the review shows them back
+    assert not (await db_case(sandbox, reference)).urgent  # nothing sent yet
+    await reporter.press(ru(N_("Send")))
+    await wait_for_text(sandbox, reporter, receipt(reference))
+    assert (await db_case(sandbox, reference)).urgent
