@@ -15,7 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 
 from bot.intake.flow import IntakeState
-from bot.intake.news import NewsDraft
+from bot.intake.news import DRAFT_KEY, STATUS_SCREEN_KEY, NewsDraft, message_ids
 from storage.fsm import EncryptedFSMStorage
 
 log = logging.getLogger("intake.sweeper")
@@ -41,9 +41,11 @@ class DraftSweeper:
             if not isinstance(data, dict) or not isinstance(chat_id, int):
                 continue
             intake = IntakeState.from_dict(data.get("intake"))
-            # News being written about a sent report keeps its own trail.
-            news = NewsDraft.from_dict(data.get("news"))
-            trail = [*intake.trail, *(news.trail if news else [])]
+            # News being written about a sent report keeps its own trail, and the
+            # /status exchanges it may start from are kept beside it.
+            news = NewsDraft.from_dict(data.get(DRAFT_KEY))
+            status_screens = message_ids(data.get(STATUS_SCREEN_KEY))
+            trail = [*intake.trail, *(news.trail if news else []), *status_screens]
             if not trail:
                 continue
             for start in range(0, len(trail), DELETE_BATCH):
@@ -57,7 +59,8 @@ class DraftSweeper:
                 data["intake"] = intake.to_dict()
             if news is not None:
                 news.trail = []
-                data["news"] = news.to_dict()
+                data[DRAFT_KEY] = news.to_dict()
+            data.pop(STATUS_SCREEN_KEY, None)
             await self.storage.replace_payload(index, payload)
         expired = await self.storage.delete_expired()
         if deleted or expired:

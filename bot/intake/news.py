@@ -22,6 +22,17 @@ from bot.text import N_
 
 MAX_WORDS: Final = 3000
 MAX_TRACKED: Final = 200
+#: FSM data keys: the news being written, and the last /status exchanges (the
+#: screen news starts from), so that the news flow and the sweeper delete them.
+DRAFT_KEY: Final = "news"
+STATUS_SCREEN_KEY: Final = "news_status"
+
+
+def message_ids(value: object) -> list[int]:
+    """Message ids kept in the FSM data; anything else is dropped."""
+    if not isinstance(value, list):
+        return []
+    return [i for i in value if type(i) is int][-MAX_TRACKED:]
 
 
 class NewsKind(StrEnum):
@@ -117,9 +128,7 @@ class NewsDraft:
             else None,
             words=words[:MAX_WORDS] if isinstance(words, str) else "",
             files=[f for f in files if isinstance(f, str)] if isinstance(files, list) else [],
-            trail=[i for i in trail if type(i) is int][-MAX_TRACKED:]
-            if isinstance(trail, list)
-            else [],
+            trail=message_ids(trail),
         )
 
 

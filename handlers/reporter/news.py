@@ -22,12 +22,15 @@ from bot.cases.service import AccessDenied, CaseService
 from bot.config import Settings
 from bot.evidence import Refusal
 from bot.intake.news import (
+    DRAFT_KEY,
     MAX_TRACKED,
     MAX_WORDS,
+    STATUS_SCREEN_KEY,
     NewsDraft,
     add_file,
     choose_kind,
     finish_files,
+    message_ids,
     ready_to_send,
     record_of,
     skip_words,
@@ -54,15 +57,13 @@ if TYPE_CHECKING:
     from bot.background import BackgroundTasks
 
 STALE = N_("This button is no longer active.")
-#: FSM data: the ids of the last /status and its answer, to wipe with the news.
-STATUS_SCREEN = "news_status"
 
 
 class NewsPending(Filter):
     """True while the reporter is writing news; hands the draft to the handler."""
 
     async def __call__(self, event: Any, state: FSMContext) -> bool | dict[str, Any]:
-        draft = NewsDraft.from_dict((await state.get_data()).get("news"))
+        draft = NewsDraft.from_dict((await state.get_data()).get(DRAFT_KEY))
         return {"draft": draft} if draft is not None else False
 
 
@@ -73,9 +74,9 @@ def limits_from(settings: Settings) -> NewsLimits:
 async def _save(state: FSMContext, draft: NewsDraft | None) -> None:
     data = await state.get_data()
     if draft is None:
-        data.pop("news", None)
+        data.pop(DRAFT_KEY, None)
     else:
-        data["news"] = draft.to_dict()
+        data[DRAFT_KEY] = draft.to_dict()
     await state.set_data(data)
 
 
@@ -109,23 +110,19 @@ async def _show(
     await wipe(bot, settings, chat_id, doomed)
 
 
-async def remember_status_screen(state: FSMContext, *message_ids: int) -> None:
+async def remember_status_screen(state: FSMContext, *ids: int) -> None:
     """/status and its answer become part of the news started from it (and go with it)."""
     data = await state.get_data()
-    earlier = data.get(STATUS_SCREEN)
-    kept = [i for i in earlier if type(i) is int] if isinstance(earlier, list) else []
-    data[STATUS_SCREEN] = [*kept, *message_ids][-MAX_TRACKED:]
+    earlier = message_ids(data.get(STATUS_SCREEN_KEY))
+    data[STATUS_SCREEN_KEY] = [*earlier, *ids][-MAX_TRACKED:]
     await state.set_data(data)
 
 
 async def drop_news(state: FSMContext, case_service: CaseService, user: User) -> list[int]:
     """/forget: news being written goes, files included; the messages to wipe."""
     data = await state.get_data()
-    draft = NewsDraft.from_dict(data.get("news"))
-    status_screen = data.get(STATUS_SCREEN)
-    leftovers = (
-        [i for i in status_screen if type(i) is int] if isinstance(status_screen, list) else []
-    )
+    draft = NewsDraft.from_dict(data.get(DRAFT_KEY))
+    leftovers = message_ids(data.get(STATUS_SCREEN_KEY))
     if draft is not None:
         await _discard_files(case_service, user, draft)
         leftovers += draft.trail
@@ -162,10 +159,10 @@ async def start_news(
         await query.answer(_(LIMIT_TEXTS[refused.reason]), show_alert=True)
         return
     await query.answer()
-    if not isinstance(query.message, Message):
+    if query.message is None:
         return
     data = await state.get_data()
-    old = NewsDraft.from_dict(data.get("news"))
+    old = NewsDraft.from_dict(data.get(DRAFT_KEY))
     if old is not None and old.reference == case.reference:
         draft = old  # left half-written: go on where the reporter stopped
     else:
@@ -174,11 +171,11 @@ async def start_news(
             # News about another report, left unsent: its screens and files go now.
             draft.track(*old.trail)
             await _discard_files(case_service, user, old)
-    status_screen = data.pop(STATUS_SCREEN, None)
-    if isinstance(status_screen, list):
-        draft.track(*(i for i in status_screen if type(i) is int))
+    if STATUS_SCREEN_KEY in data:
+        draft.track(*message_ids(data.pop(STATUS_SCREEN_KEY)))
         await state.set_data(data)
-    draft.track(query.message.message_id)
+    # A /status too old for Telegram to show is inaccessible: nothing to delete then.
+    draft.track(query.message.message_id if isinstance(query.message, Message) else None)
     await _show(bot, settings, state, query.message.chat.id, draft)
 
 

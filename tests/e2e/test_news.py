@@ -312,8 +312,11 @@ async def test_limits_per_day_and_in_all_hold_across_forget(small_limits: Sandbo
 async def test_news_left_half_written_is_wiped_from_the_chat_by_the_sweeper(
     sandbox: Sandbox,
 ) -> None:
-    reporter = sandbox.user(884_001)
+    reporter, onlooker = sandbox.user(884_001), sandbox.user(884_002)
     reference = await seed_case(sandbox, reporter.user_id)
+    await seed_case(sandbox, onlooker.user_id)
+    await onlooker.send_command("/status")  # and nothing more: the list of reports stays
+    assert len(onlooker.visible_messages()) == 2
     start = max((m.message_id for m in reporter.chat.messages.values()), default=0)
     words = new_canary("Left")
     await reporter.send_command("/status")
@@ -332,8 +335,9 @@ async def test_news_left_half_written_is_wiped_from_the_chat_by_the_sweeper(
         await session.execute(
             sa_update(FsmRecord).values(updated_at=utcnow() - timedelta(minutes=31))
         )
-    assert await sweeper.sweep_once(sandbox.bot) == 1
+    assert await sweeper.sweep_once(sandbox.bot) == 1 + 2
     assert [m for m in reporter.visible_messages() if m.message_id > start] == []
+    assert onlooker.visible_messages() == []  # /status and the list of references
     # The words are kept in the sealed draft: back in the chat, it goes on from there.
     await reporter.send_command("/status")
     await reporter.press(add_news_label(reference))
