@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from aiogram import Bot, F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, Filter
 from aiogram.fsm.context import FSMContext
@@ -342,6 +343,13 @@ async def sent_file(
     await _show(bot, settings, state, message.chat.id, draft)
 
 
+async def other_message(message: Message, state: FSMContext, draft: NewsDraft) -> None:
+    """A sticker, a location...: a short correction, and both go with the news."""
+    if message.text and message.text.startswith("/"):
+        raise SkipHandler  # any other command runs as a command
+    await _reprompt(message, state, draft, _("Please use the buttons above."))
+
+
 def build_router() -> Router:
     """Before the reporter's commands: /cancel ends the news being written; other
     commands fall through and run as commands."""
@@ -352,6 +360,7 @@ def build_router() -> Router:
     router.message.register(cancel_typed, Command("cancel"), NewsPending())
     router.message.register(typed_words, F.text, ~F.text.startswith("/"), NewsPending())
     router.message.register(sent_file, FILE_MESSAGE, NewsPending())
+    router.message.register(other_message, NewsPending())
     return router
 
 

@@ -20,14 +20,14 @@ from bot.cases.followups import NEWS_EVENT, LimitReason
 from bot.cases.service import CaseService
 from bot.cases.stats import compute
 from bot.cases.workflow import Outcome
-from bot.intake.news import NEWS_LABELS, NewsKind
+from bot.intake.news import NEWS_LABELS, NewsKind, WordsRefusal
 from bot.notifications import Notice, NoticeKind
 from bot.sweeper import DraftSweeper
 from bot.text import N_
 from devkit.emulator import SimulatedUser
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import t
-from handlers.reporter.news_screens import LIMIT_TEXTS, NewsStart
+from handlers.reporter.news_screens import LIMIT_TEXTS, WORDS_REFUSALS, NewsStart
 from handlers.staff.reopen import ReopenChoice
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
@@ -125,14 +125,23 @@ async def test_news_with_words_and_a_file_reaches_the_case_and_nothing_stays(
     lawyer_seen = len(lawyer.bot_messages())
     start = max(m.message_id for m in reporter.chat.messages.values())
 
-    await send_news(reporter, reference, NewsKind.HOSPITAL, words=words, photos=[(JPEG, caption)])
+    await reporter.send_command("/status")
+    await reporter.press(add_news_label(reference))
+    await reporter.send_sticker()  # a wrong kind of message: corrected, and wiped too
+    await reporter.press(ru(NEWS_LABELS[NewsKind.HOSPITAL]))
+    await reporter.send_text("x" * 3001)  # too long: refused, nothing lost
+    assert reporter.last_text() == ru(WORDS_REFUSALS[WordsRefusal.TOO_LONG]).format(limit=3000)
+    await reporter.send_text(words)
+    await reporter.send_photo(JPEG, caption=caption)
+    await reporter.press(ru(N_("Done")))
+    await reporter.press(ru(N_("Send")))
 
     # The chat: the receipt is all that is left of the flow; nothing typed or sent stays.
     await wait_for_text(sandbox, reporter, receipt(reference))
     after = [m for m in reporter.visible_messages() if m.message_id > start]
     assert [m.body for m in after] == [receipt(reference)]
     typed = [m for m in reporter.chat.messages.values() if not m.from_bot and m.message_id > start]
-    assert len(typed) == 3  # /status, the words, the photo
+    assert len(typed) == 5  # /status, the sticker, the long text, the words, the photo
     assert all(m.deleted for m in typed)
     assert not any(words in (m.body or "") for m in reporter.visible_messages())
 
