@@ -237,6 +237,12 @@ async def test_news_on_a_closed_case_asks_a_coordinator_to_reopen_it(sandbox: Sa
     assert len(await _events(sandbox, reference, "reopened")) == 1
     assert await _events(sandbox, reference, "reopen_declined") == []
 
+    # /stats counts the death reported after intake (a consenting case).
+    await coordinator.send_command("/stats")
+    figures = [m.body or "" for m in coordinator.bot_messages() if m.body][-1]
+    assert t(N_("News after the report"), TG) in figures
+    assert f"{1:>5}  {t(NEWS_LABELS[NewsKind.DIED], TG)}" in figures
+
 
 @pytest.fixture
 async def small_limits(database: Database, keyring: KeyRing) -> AsyncIterator[Sandbox]:
