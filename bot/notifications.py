@@ -16,6 +16,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.intake.news import NEWS_LABELS, NewsKind
 from bot.text import N_
 from storage.crypto import FieldContext, KeyRing, Purpose
 from storage.models import OutboxMessage, User
@@ -39,6 +40,9 @@ class NoticeKind(StrEnum):
     CASE_CLOSED = "case_closed"  # to the reporter
     JOINED_AS_LAWYER = "joined"  # to coordinators
     RETENTION_WARNING = "retention"  # to the lawyer
+    REPORTER_NEWS = "reporter_news"  # to the lawyer (or coordinators): the kind, no content
+    NEWS_ON_CLOSED = "news_closed"  # to coordinators, with Reopen / Keep closed buttons
+    CASE_REOPENED = "case_reopened"  # to the lawyer of a reopened case
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +52,7 @@ class Notice:
     urgent: bool = False
     status: str | None = None
     text: str | None = None
+    news: str | None = None  # bot/intake/news.py NewsKind: a code, never the reporter's words
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False).encode()
@@ -61,6 +66,7 @@ class Notice:
             urgent=bool(data.get("urgent", False)),
             status=data.get("status"),
             text=data.get("text"),
+            news=data.get("news"),
         )
 
 
@@ -92,9 +98,20 @@ _TEMPLATES: dict[NoticeKind, str] = {
         "Case {reference} will be deleted for good in 7 days, as the retention period "
         "ends. To keep it longer, send: /extend {reference} and the reason."
     ),
+    NoticeKind.REPORTER_NEWS: N_(
+        "News from the reporter of case {reference}: {news}. Open the case: /case {reference}"
+    ),
+    NoticeKind.NEWS_ON_CLOSED: N_(
+        "News from the reporter of the closed case {reference}: {news}. Reopen the case? "
+        "/case {reference}"
+    ),
+    NoticeKind.CASE_REOPENED: N_(
+        "Case {reference} has been reopened after news from the reporter. /case {reference}"
+    ),
 }
 
 URGENT_NEW_CASE = N_("URGENT: new case {reference}. Open it with /case {reference}")
+URGENT_PREFIX = N_("URGENT: {notice}")
 
 
 def render_notice(notice: Notice, translate: Translate) -> str:
@@ -104,9 +121,15 @@ def render_notice(notice: Notice, translate: Translate) -> str:
     status = ""
     if notice.status in REPORTER_STATUS_LABELS:
         status = translate(REPORTER_STATUS_LABELS[notice.status])
-    return translate(template).format(
-        reference=notice.reference, text=notice.text or "", status=status
+    news = ""
+    if notice.news is not None and notice.news in NewsKind._value2member_map_:
+        news = translate(NEWS_LABELS[NewsKind(notice.news)])
+    text = translate(template).format(
+        reference=notice.reference, text=notice.text or "", status=status, news=news
     )
+    if notice.urgent and notice.kind in (NoticeKind.REPORTER_NEWS, NoticeKind.NEWS_ON_CLOSED):
+        text = translate(URGENT_PREFIX).format(notice=text)
+    return text
 
 
 #: Statuses in the reporter's words: neutral, no case details.
@@ -145,10 +168,27 @@ async def coordinators(session: AsyncSession) -> Sequence[User]:
 
 
 REPLY_CALLBACK_PREFIX = "reply"
+REOPEN_CALLBACK_PREFIX = "ro"
+
+
+def reopen_callback(reference: str, reopen: bool) -> str:
+    """``ro:<reference>:<1|0>``, as handlers/staff/reopen.py ``ReopenChoice`` packs it."""
+    return f"{REOPEN_CALLBACK_PREFIX}:{reference}:{int(reopen)}"
 
 
 def notice_keyboard(notice: Notice, translate: Translate) -> InlineKeyboardMarkup | None:
-    """A lawyer's question carries a Reply button; nothing else has buttons."""
+    """A lawyer's question carries a Reply button, news on a closed case Reopen and
+    Keep closed; nothing else has buttons."""
+    if notice.kind is NoticeKind.NEWS_ON_CLOSED:
+        rows = [
+            [
+                InlineKeyboardButton(
+                    text=translate(label), callback_data=reopen_callback(notice.reference, choice)
+                )
+            ]
+            for label, choice in ((N_("Reopen the case"), True), (N_("Keep it closed"), False))
+        ]
+        return InlineKeyboardMarkup(inline_keyboard=rows)
     if notice.kind is not NoticeKind.LAWYER_QUESTION:
         return None
     button = InlineKeyboardButton(

@@ -30,10 +30,19 @@ class Action(StrEnum):
     # Receive an evidence file (decrypted and sent into the chat): the assigned
     # lawyer or a coordinator only, never a lawyer who merely may view the case.
     GET_EVIDENCE = "get_evidence"
+    # Answer news on a closed case: reopen it or keep it closed.
+    REOPEN = "reopen"
 
 
 COORDINATOR_ONLY = frozenset(
-    {Action.ASSIGN, Action.STATS, Action.AUDIT, Action.MANAGE_STAFF, Action.BAN_REPORTER}
+    {
+        Action.ASSIGN,
+        Action.STATS,
+        Action.AUDIT,
+        Action.MANAGE_STAFF,
+        Action.BAN_REPORTER,
+        Action.REOPEN,
+    }
 )
 # The assigned lawyer is the one warned before a closed case is shredded, so
 # they may also extend its retention (/extend).

@@ -13,6 +13,7 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import gettext as _
 
+from bot.cases.followups import cases_taking_news
 from bot.config import Settings
 from bot.intake.flow import IntakeState, resume_point
 from bot.notifications import REPORTER_STATUS_LABELS
@@ -20,8 +21,10 @@ from bot.text import N_
 from handlers.reporter.callbacks import FlowAction
 from handlers.reporter.conversation import Intake, goodbye, load, show_current, track_in_draft
 from handlers.reporter.menu import REPORTER_COMMANDS
+from handlers.reporter.news import remember_status_screen
+from handlers.reporter.news_screens import status_keyboard
 from handlers.reporter.render import Screen
-from storage.models import User
+from storage.models import User, utcnow
 from storage.repositories import CaseRepository
 
 
@@ -56,8 +59,12 @@ async def status_command(
     for case in found:
         status = _(REPORTER_STATUS_LABELS.get(case.status, REPORTER_STATUS_LABELS["new"]))
         lines.append(f"{case.reference} — {status} ({case.created_at:%d.%m.%Y})")
-    sent = await message.answer("\n".join(lines))
+    # Under each open case (and one closed for under 30 days): "Add news".
+    markup = status_keyboard(cases_taking_news(found, user, utcnow()), _)
+    sent = await message.answer("\n".join(lines), reply_markup=markup)
     await track_in_draft(state, message.message_id, sent.message_id)
+    if markup is not None:
+        await remember_status_screen(state, message.message_id, sent.message_id)
 
 
 def _cancel_keyboard() -> InlineKeyboardMarkup:

@@ -10,10 +10,12 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cases.service import CaseService
 from bot.config import Settings
 from bot.intake.flow import IntakeState
 from bot.intake.forget import forget_reporter, withdrawable
 from handlers.reporter.conversation import discard_draft_evidence, wipe
+from handlers.reporter.news import drop_news
 from storage.crypto import KeyRing
 from storage.models import User
 
@@ -73,6 +75,7 @@ async def forget_choice(
     user: User,
     session: AsyncSession,
     keyring: KeyRing,
+    case_service: CaseService,
     bot: Bot,
     settings: Settings,
 ) -> None:
@@ -84,13 +87,14 @@ async def forget_choice(
         await wipe(bot, settings, chat_id, [query.message.message_id])
         return
     intake = IntakeState.from_dict((await state.get_data()).get("intake"))
+    news_messages = await drop_news(state, case_service, user)
     report = await forget_reporter(
         session, keyring, user, withdraw=callback_data.action == "withdraw"
     )
     await discard_draft_evidence(intake)
     await state.clear()
     await session.commit()
-    await wipe(bot, settings, chat_id, [*intake.trail, query.message.message_id])
+    await wipe(bot, settings, chat_id, [*intake.trail, *news_messages, query.message.message_id])
     text = _("Done. This bot no longer keeps anything that links you to your reports.")
     if report.withdrawn:
         text += " " + _("Reports withdrawn: {count}.").format(count=report.withdrawn)

@@ -2,10 +2,15 @@
 
 from aiogram import Router
 
-from handlers.staff import cases, coordinator, join
+from handlers.staff import cases, coordinator, join, reopen
 
 
 def build_staff_router() -> Router:
     router = Router(name="staff")
-    router.include_routers(join.build_router(), coordinator.build_router(), cases.build_router())
+    router.include_routers(
+        join.build_router(),
+        coordinator.build_router(),
+        cases.build_router(),
+        reopen.build_router(),
+    )
     return router
