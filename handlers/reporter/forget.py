@@ -11,8 +11,11 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
+from bot.i18n import Translate
 from bot.intake.flow import IntakeState
 from bot.intake.forget import forget_reporter, withdrawable
+from bot.text import N_
+from handlers.common.reader import for_reader, has_language
 from handlers.reporter.conversation import discard_draft_evidence, wipe
 from storage.crypto import KeyRing
 from storage.models import User
@@ -23,11 +26,22 @@ class ForgetChoice(CallbackData, prefix="fg"):
 
 
 async def forget_command(
-    message: Message, state: FSMContext, user: User, session: AsyncSession
+    message: Message,
+    state: FSMContext,
+    user: User,
+    session: AsyncSession,
+    keyring: KeyRing,
+    bot: Bot,
+    settings: Settings,
 ) -> None:
     data = await state.get_data()
     intake = IntakeState.from_dict(data.get("intake"))
     intake.track(message.message_id)
+    if not has_language(user):
+        # No report can have been written before a language was chosen, so there is
+        # nothing to weigh up, and a confirmation in two languages would be long.
+        await _forget(message.chat.id, intake, state, user, session, keyring, bot, settings)
+        return
     rows = [
         [
             InlineKeyboardButton(
@@ -84,17 +98,46 @@ async def forget_choice(
         await wipe(bot, settings, chat_id, [query.message.message_id])
         return
     intake = IntakeState.from_dict((await state.get_data()).get("intake"))
-    report = await forget_reporter(
-        session, keyring, user, withdraw=callback_data.action == "withdraw"
+    intake.track(query.message.message_id)
+    await _forget(
+        chat_id,
+        intake,
+        state,
+        user,
+        session,
+        keyring,
+        bot,
+        settings,
+        withdraw=callback_data.action == "withdraw",
     )
+
+
+async def _forget(
+    chat_id: int,
+    intake: IntakeState,
+    state: FSMContext,
+    user: User,
+    session: AsyncSession,
+    keyring: KeyRing,
+    bot: Bot,
+    settings: Settings,
+    *,
+    withdraw: bool = False,
+) -> None:
+    language = user.language  # the row may be deleted below
+    report = await forget_reporter(session, keyring, user, withdraw=withdraw)
     await discard_draft_evidence(intake)
     await state.clear()
     await session.commit()
-    await wipe(bot, settings, chat_id, [*intake.trail, query.message.message_id])
-    text = _("Done. This bot no longer keeps anything that links you to your reports.")
-    if report.withdrawn:
-        text += " " + _("Reports withdrawn: {count}.").format(count=report.withdrawn)
-    await bot.send_message(chat_id, text + " " + _("You can now delete this chat."))
+    await wipe(bot, settings, chat_id, intake.trail)
+
+    def done(tr: Translate) -> str:
+        text = tr(N_("Done. This bot no longer keeps anything that links you to your reports."))
+        if report.withdrawn:
+            text += " " + tr(N_("Reports withdrawn: {count}.")).format(count=report.withdrawn)
+        return text + " " + tr(N_("You can now delete this chat."))
+
+    await bot.send_message(chat_id, for_reader(language, done))
 
 
 def build_router() -> Router:
