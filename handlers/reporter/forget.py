@@ -25,6 +25,24 @@ class ForgetChoice(CallbackData, prefix="fg"):
     action: str  # "forget", "withdraw" or "keep"
 
 
+def forget_screen_text(_: Translate, can_withdraw: bool) -> str:
+    text = _(
+        N_(
+            "This deletes our conversation from this chat, discards any report you are "
+            "writing, and disconnects you from the reports you sent: lawyers will no longer "
+            "be able to contact you. The reports themselves stay with the lawyers."
+        )
+    )
+    if can_withdraw:
+        text += "\n\n" + _(
+            N_(
+                "Some of your reports have not been taken by a lawyer yet. You can also "
+                "withdraw them: they will be deleted for good."
+            )
+        )
+    return text
+
+
 async def forget_command(
     message: Message,
     state: FSMContext,
@@ -49,16 +67,8 @@ async def forget_command(
             )
         ]
     ]
-    text = _(
-        "This deletes our conversation from this chat, discards any report you are "
-        "writing, and disconnects you from the reports you sent: lawyers will no longer "
-        "be able to contact you. The reports themselves stay with the lawyers."
-    )
-    if await withdrawable(session, user):
-        text += "\n\n" + _(
-            "Some of your reports have not been taken by a lawyer yet. You can also "
-            "withdraw them: they will be deleted for good."
-        )
+    can_withdraw = await withdrawable(session, user)
+    if can_withdraw:
         rows.append(
             [
                 InlineKeyboardButton(
@@ -74,7 +84,9 @@ async def forget_command(
             )
         ]
     )
-    sent = await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+    sent = await message.answer(
+        forget_screen_text(_, can_withdraw), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
+    )
     intake.track(sent.message_id)
     data["intake"] = intake.to_dict()
     await state.set_data(data)
