@@ -67,7 +67,7 @@ async def forget_command(
             )
         ]
     ]
-    can_withdraw = await withdrawable(session, user)
+    can_withdraw = await withdrawable(session, user) > 0
     if can_withdraw:
         rows.append(
             [
