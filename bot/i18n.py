@@ -49,6 +49,17 @@ def staff_language(language_code: str | None) -> str:
     return code if code in LANGUAGES else STAFF_DEFAULT_LANGUAGE
 
 
+def reading_language(language: str | None, role: str | None) -> str:
+    """The language to write to someone in: theirs, else Russian for staff, else Tajik.
+
+    Staff named in the settings may get a notice before their first message
+    tells us their app's language.
+    """
+    if language in LANGUAGES:
+        return language
+    return STAFF_DEFAULT_LANGUAGE if role is not None else DEFAULT_LANGUAGE
+
+
 def in_both_languages(i18n: I18n, render: Callable[[Translate], str]) -> str:
     """``render`` once per language, Tajik first, for someone who has not chosen yet."""
 
