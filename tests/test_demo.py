@@ -173,7 +173,7 @@ async def test_as_switches_between_people(demo: DemoSession) -> None:
 
     staff = await demo.handle("/staff")
     assert staff.startswith("🤖 ")
-    assert f"Lawyer ({t(N_('lawyer'), 'tg')})" in staff
+    assert f"Lawyer ({t(N_('lawyer'), STAFF_LANGUAGE)})" in staff
 
     assert (await demo.handle("/as l")).startswith("(demo) you are now the lawyer (Telegram id 2)")
     assert demo.user.user_id == DEFAULT_LAWYER_ID

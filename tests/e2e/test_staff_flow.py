@@ -240,7 +240,7 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
         (LAWYER_NAME, "status_change"),
     ]
     assert [line.split(" · ", 1)[1] for line in lines[1:]] == [
-        f"{who} · {t(AUDIT_ACTION_LABELS[action], 'tg')}" for who, action in trail
+        f"{who} · {t(AUDIT_ACTION_LABELS[action], STAFF_LANGUAGE)}" for who, action in trail
     ]
     await coordinator.send_command("/stats")
     async with sandbox.sessionmaker() as session:
@@ -325,7 +325,7 @@ async def test_queue_pages_urgent_first(sandbox: Sandbox, caplog: pytest.LogCapt
     await coordinator.send_command("/queue")
     first = coordinator.last_bot_message()
     assert first is not None and first.body is not None
-    assert f"{t('Queue', 'tg')} (1/2)" in first.body
+    assert f"{t('Queue', STAFF_LANGUAGE)} (1/2)" in first.body
     page_one = first.body
     assert page_one.index(references[6]) < page_one.index(references[0])  # urgent on top
     await coordinator.press("▶")
