@@ -30,6 +30,7 @@ from aiogram.exceptions import (
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.i18n import reading_language
 from bot.notifications import Notice, notice_keyboard, outbox_context, render_notice
 from storage.crypto import DecryptionError, KeyRing, Purpose
 from storage.models import OutboxMessage, User, utcnow
@@ -171,7 +172,7 @@ class OutboxWorker:
             except (DecryptionError, LookupError, ValueError, KeyError) as exc:
                 await self._finish(session, row, DEAD, error=type(exc).__name__)
                 return
-            language = user.language or ""
+            language = reading_language(user.language, user.role)
 
             def translate(msgid: str) -> str:
                 return self.translator(msgid, language)

@@ -11,6 +11,7 @@ from bot.notifications import Notice, NoticeKind, render_notice
 from bot.text import N_
 from devkit.demo import DemoSession
 from devkit.scripted_reporter import ScriptedReporter, t
+from tests.e2e.staff_helpers import STAFF_LANGUAGE
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ async def test_news_after_the_report_in_the_demo(demo: DemoSession) -> None:
     assert thanks.format(reference=reference) in sent
     notice = render_notice(
         Notice(NoticeKind.REPORTER_NEWS, reference, urgent=True, news="hospital"),
-        lambda msgid: t(msgid, "tg"),
+        lambda msgid: t(msgid, STAFF_LANGUAGE),
     )
     assert f"[to coordinator] {notice}" in sent
     # Only the receipts are left in the reporter's chat: the words went with the flow.

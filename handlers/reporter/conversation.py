@@ -24,7 +24,7 @@ from bot.questionnaire import Stage
 from handlers.reporter.render import (
     Screen,
     consent_screen,
-    intro_screen,
+    intro_screens,
     language_screen,
     question_screen,
     review_screens,
@@ -92,7 +92,7 @@ def screens_for(intake: IntakeState) -> list[Screen]:
     if intake.phase is Phase.LANGUAGE:
         return [language_screen()]
     if intake.phase is Phase.INTRO:
-        return [intro_screen(_)]
+        return intro_screens(_)
     if intake.phase is not Phase.QUESTIONS:
         return [consent_screen(intake.phase, _)]
     if intake.draft.stage is Stage.REVIEW:

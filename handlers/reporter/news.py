@@ -39,6 +39,7 @@ from bot.intake.news import (
     write_words,
 )
 from bot.text import N_
+from handlers.common.reader import for_reader
 from handlers.reporter.conversation import wipe
 from handlers.reporter.evidence import FILE_MESSAGE, incoming_of, limits_of, receive, refusal_text
 from handlers.reporter.news_screens import (
@@ -154,7 +155,8 @@ async def start_news(
         )
         await check_limits(case_service.session, case, limits_from(settings), now)
     except AccessDenied:
-        await query.answer(_(STALE), show_alert=True)
+        # A forged press may come from someone who has not chosen a language yet.
+        await query.answer(for_reader(user.language, lambda tr: tr(STALE)), show_alert=True)
         return
     except NewsLimitReached as refused:
         await query.answer(_(LIMIT_TEXTS[refused.reason]), show_alert=True)

@@ -28,7 +28,7 @@ from tests.canary import new_canary, raw_database_bytes, scan
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import stored_case
-from tests.e2e.staff_helpers import drain_outbox, join_staff
+from tests.e2e.staff_helpers import STAFF_LANGUAGE, drain_outbox, join_staff
 
 PLAN: dict[str, Any] = {"reporter": "relative", "account": "Ӯро латукӯб карданд."}
 JPEG = b"\xff\xd8\xff\xe0" + secrets.token_bytes(2000) + b"\xff\xd9"
@@ -204,7 +204,7 @@ async def test_only_the_assigned_lawyer_receives_identical_files(sandbox: Sandbo
     received: list[bytes] = []
     for number in (1, 2):
         before = len(lawyer.bot_messages())
-        await lawyer.press(t(N_("Receive file {number}"), "tg").format(number=number))
+        await lawyer.press(t(N_("Receive file {number}"), STAFF_LANGUAGE).format(number=number))
         sent = lawyer.bot_messages()[before:]
         assert len(sent) == 1 and sent[0].kind in ("document", "voice"), sent
         assert sent[0].protect_content
@@ -257,7 +257,7 @@ async def test_a_file_in_reply_to_a_question_joins_the_case(sandbox: Sandbox) ->
     lawyer = sandbox.user(741_200)
     await _assign(sandbox, reference, lawyer)
     await lawyer.send_command("/case", reference)
-    await lawyer.press(t(N_("Ask the reporter"), "tg"))
+    await lawyer.press(t(N_("Ask the reporter"), STAFF_LANGUAGE))
     await lawyer.send_text("Есть ли у вас медицинская справка?")
     await drain_outbox(sandbox)
     await reporter.user.press(t(N_("Reply"), "ru"))
@@ -271,7 +271,7 @@ async def test_a_file_in_reply_to_a_question_joins_the_case(sandbox: Sandbox) ->
             "The reporter of case {reference} sent a file. Open the case to receive it: "
             "/case {reference}"
         ),
-        "tg",
+        STAFF_LANGUAGE,
     ).format(reference=reference)
     assert any((m.body or "") == sent_file for m in lawyer.bot_messages())
 
