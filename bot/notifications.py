@@ -17,10 +17,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.text import N_
-from storage.crypto import FieldContext, KeyRing, Purpose
+from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose
 from storage.models import OutboxMessage, User
 
 Translate = Callable[[str], str]
+
+# Outbox states. Only a queued row (pending, or sending under a lease) holds
+# content; every other state keeps the bookkeeping alone.
+PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
+QUEUED = (PENDING, SENDING)
 
 
 class Role(StrEnum):
@@ -137,6 +142,46 @@ def enqueue(session: AsyncSession, keyring: KeyRing, recipient: User, notice: No
             kek_id=keyring.primary_id,
         )
     )
+
+
+def drop_content(row: OutboxMessage) -> None:
+    """A notice may quote a lawyer's question or a reporter's reply: once it is
+    sent, dead or withdrawn, keep the bookkeeping and drop the content."""
+    row.payload_sealed = b""
+    row.kek_id = ""
+
+
+async def withdraw_queued(
+    session: AsyncSession,
+    keyring: KeyRing,
+    *,
+    reference: str | None = None,
+    recipient_id: uuid.UUID | None = None,
+) -> list[Notice]:
+    """Cancel the notices not sent yet about a case, or to one person; returns them.
+
+    The reference is inside the sealed payload, so every queued row (few: the
+    outbox drains within seconds) is opened. A row that does not open is left
+    to the worker, which moves it to the dead letters without its content.
+    """
+    query = select(OutboxMessage).where(OutboxMessage.state.in_(QUEUED))
+    if recipient_id is not None:
+        query = query.where(OutboxMessage.recipient_id == recipient_id)
+    withdrawn: list[Notice] = []
+    for row in await session.scalars(query):
+        try:
+            notice = Notice.from_bytes(
+                keyring.open(Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id))
+            )
+        except (DecryptionError, ValueError, KeyError):
+            continue
+        if reference is not None and notice.reference != reference:
+            continue
+        row.state = CANCELLED
+        drop_content(row)
+        withdrawn.append(notice)
+    await session.flush()
+    return withdrawn
 
 
 async def coordinators(session: AsyncSession) -> Sequence[User]:

@@ -30,14 +30,24 @@ from aiogram.exceptions import (
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.notifications import Notice, notice_keyboard, outbox_context, render_notice
+from bot.notifications import (
+    DEAD,
+    PENDING,
+    SENDING,
+    SENT,
+    Notice,
+    drop_content,
+    notice_keyboard,
+    outbox_context,
+    render_notice,
+)
 from storage.crypto import DecryptionError, KeyRing, Purpose
 from storage.models import OutboxMessage, User, utcnow
 from storage.repositories import UserRepository
 
 log = logging.getLogger("intake.outbox")
 
-PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+__all__ = ["DEAD", "PENDING", "SENDING", "SENT", "OutboxPolicy", "OutboxWorker", "RateLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,8 +227,7 @@ class OutboxWorker:
         if state == SENT:
             row.sent_at = utcnow()
             row.attempts += 1
-            # A delivered notice may quote a lawyer's question or a reporter's
-            # reply: keep the bookkeeping, drop the content.
-            row.payload_sealed = b""
-            row.kek_id = ""
+        # Sent or dead, the content goes: nobody reads a dead letter's text, and
+        # it would outlive the case it quotes.
+        drop_content(row)
         await session.commit()
