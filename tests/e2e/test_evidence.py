@@ -348,3 +348,22 @@ async def test_video_notes_and_audio_recordings_are_stored_sealed(
     await sandbox.stop_bot()
     blob = await raw_database_bytes(database)
     assert mp4[100:140] not in blob and mp3[100:140] not in blob
+
+
+async def test_a_seized_database_does_not_tell_whether_it_holds_a_known_file(
+    sandbox: Sandbox, database: Database
+) -> None:
+    """A document found on a seized phone, hashed, must not find its case in a dump."""
+    document = b"%PDF-1.4\n" + secrets.token_bytes(3000) + b"\n%%EOF"
+    digest = hashlib.sha256(document).digest()
+    reporter = await _at_files(sandbox, 741_020)
+    await reporter.user.send_document(document, file_name="report.pdf", mime_type="application/pdf")
+    await reporter.press(N_("Done"))
+    await reporter.fill(PLAN)
+    reference = await reporter.submit()
+
+    await sandbox.stop_bot()
+    blob = await raw_database_bytes(database)
+    assert scan(blob, [reference]), "the scan does not see this test's database"
+    for needle in (digest, digest.hex().encode(), digest.hex().upper().encode()):
+        assert needle not in blob, "the file's SHA-256 is in the database in clear"
