@@ -46,6 +46,24 @@ class NoticeKind(StrEnum):
     RETENTION_WARNING = "retention"  # to the lawyer
 
 
+#: Notices to staff: the outbox asks the policy before each one goes out.
+TO_STAFF = frozenset(
+    {
+        NoticeKind.NEW_CASE,
+        NoticeKind.ASSIGNED_TO_YOU,
+        NoticeKind.REPORTER_REPLIED,
+        NoticeKind.REPORTER_SENT_FILE,
+        NoticeKind.JOINED_AS_LAWYER,
+        NoticeKind.RETENTION_WARNING,
+    }
+)
+#: What a lawyer is told about work on their case; when they lose their role
+#: before it went out, the coordinators are told instead.
+CASE_WORK = frozenset(
+    {NoticeKind.REPORTER_REPLIED, NoticeKind.REPORTER_SENT_FILE, NoticeKind.RETENTION_WARNING}
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Notice:
     kind: NoticeKind

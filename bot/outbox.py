@@ -30,11 +30,14 @@ from aiogram.exceptions import (
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from bot.cases.policy import Action, is_allowed
 from bot.notifications import (
+    CANCELLED,
     DEAD,
     PENDING,
     SENDING,
     SENT,
+    TO_STAFF,
     Notice,
     drop_content,
     notice_keyboard,
@@ -43,7 +46,7 @@ from bot.notifications import (
 )
 from storage.crypto import DecryptionError, KeyRing, Purpose
 from storage.models import OutboxMessage, User, utcnow
-from storage.repositories import UserRepository
+from storage.repositories import CaseRepository, UserRepository
 
 log = logging.getLogger("intake.outbox")
 
@@ -181,6 +184,14 @@ class OutboxWorker:
             except (DecryptionError, LookupError, ValueError, KeyError) as exc:
                 await self._finish(session, row, DEAD, error=type(exc).__name__)
                 return
+            if not await self._may_receive(session, user, notice):
+                # The role went, or the case moved to someone else, after the
+                # notice was queued: it is withdrawn, never sent.
+                row.state = CANCELLED
+                drop_content(row)
+                await session.commit()
+                log.info("outbox: %s notice withdrawn, its recipient may not see it", notice.kind)
+                return
             language = user.language or ""
 
             def translate(msgid: str) -> str:
@@ -204,6 +215,18 @@ class OutboxWorker:
                 return
             await self._finish(session, row, SENT)
             log.info("outbox: sent %s notice", notice.kind.value)
+
+    async def _may_receive(self, session: AsyncSession, user: User, notice: Notice) -> bool:
+        if notice.kind not in TO_STAFF:
+            return True
+        if not notice.reference:
+            return is_allowed(user, Action.MANAGE_STAFF)
+        case = await CaseRepository(session, self.keyring).by_reference(notice.reference)
+        return (
+            case is not None
+            and case.shredded_at is None
+            and is_allowed(user, Action.RECEIVE_NOTICE, case)
+        )
 
     async def _retry(
         self, session: AsyncSession, row: OutboxMessage, error: str, delay: float | None = None

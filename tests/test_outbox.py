@@ -132,7 +132,7 @@ async def _queue(
 
 
 def _notice(index: int) -> Notice:
-    return Notice(NoticeKind.ASSIGNED_TO_YOU, f"K7QD-{index:04d}")
+    return Notice(NoticeKind.LAWYER_ASSIGNED, f"K7QD-{index:04d}")  # to a reporter
 
 
 async def _rows(database: Database) -> list[OutboxMessage]:

@@ -30,6 +30,9 @@ class Action(StrEnum):
     # Receive an evidence file (decrypted and sent into the chat): the assigned
     # lawyer or a coordinator only, never a lawyer who merely may view the case.
     GET_EVIDENCE = "get_evidence"
+    # Be sent a notice about a case (the outbox asks just before sending): the
+    # assigned lawyer or a coordinator, as for the evidence.
+    RECEIVE_NOTICE = "receive_notice"
 
 
 COORDINATOR_ONLY = frozenset(
@@ -45,6 +48,7 @@ ON_OWN_CASES = frozenset(
         Action.CLOSE,
         Action.EXTEND_RETENTION,
         Action.GET_EVIDENCE,
+        Action.RECEIVE_NOTICE,
     }
 )
 

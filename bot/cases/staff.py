@@ -10,7 +10,15 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.notifications import Notice, NoticeKind, Role, coordinators, enqueue
+from bot.notifications import (
+    CASE_WORK,
+    Notice,
+    NoticeKind,
+    Role,
+    coordinators,
+    enqueue,
+    withdraw_queued,
+)
 from storage import audit
 from storage.crypto import FieldContext, KeyRing, Purpose
 from storage.models import Case, Invite, User, utcnow
@@ -97,11 +105,20 @@ async def staff_members(session: AsyncSession, keyring: KeyRing) -> list[StaffMe
 async def revoke(
     session: AsyncSession, keyring: KeyRing, coordinator: User, user_id: uuid.UUID
 ) -> User | None:
-    """Remove a role at once; a coordinator cannot revoke themselves."""
+    """Remove a role at once; a coordinator cannot revoke themselves.
+
+    What was queued for them and not sent yet is withdrawn; news about their
+    cases (a reply, a file, a retention warning) goes to the coordinators.
+    """
     target = await session.get(User, user_id)
     if target is None or target.role is None or target.id == coordinator.id:
         return None
     target.role = None
+    for notice in await withdraw_queued(session, keyring, recipient_id=target.id):
+        if notice.kind in CASE_WORK:
+            for other in await coordinators(session):
+                if other.id != target.id:
+                    enqueue(session, keyring, other, notice)
     await audit.record(
         session, keyring, "role_revoke", actor_id=coordinator.id, subject_id=target.id
     )
