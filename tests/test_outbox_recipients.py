@@ -21,7 +21,7 @@ from bot.outbox import OutboxPolicy, OutboxWorker
 from devkit.emulator import FakeTelegramServer
 from devkit.scripted_reporter import t
 from storage.crypto import KeyRing
-from storage.models import User
+from storage.models import OutboxMessage, User
 from storage.repositories import CaseRepository, UserRepository
 from tests.canary import new_canary
 from tests.conftest import Database
@@ -130,3 +130,21 @@ async def test_the_outbox_asks_the_policy_before_each_send_to_staff(world: World
     while await world.worker().run_once():
         pass
     assert not [body for body in world.received(LAWYER) if answer in body]
+
+
+async def test_a_notice_redirected_in_the_database_is_not_sent(world: World) -> None:
+    """Whoever can write the outbox points a queued question at their own account."""
+    question = new_canary("Question")
+    lawyer = await world.user(LAWYER)
+    async with world.database.sessionmaker.begin() as session:
+        asking = await session.get(User, lawyer.id)
+        assert asking is not None
+        service = CaseService(session, world.keyring, self_assign=True)
+        await service.ask_reporter(asking, world.reference, question)
+    attacker = await world.user(COORDINATOR)  # any other account will do
+    async with world.database.sessionmaker.begin() as session:
+        await session.execute(update(OutboxMessage).values(recipient_id=attacker.id))
+    while await world.worker().run_once():
+        pass
+    everyone = world.received(COORDINATOR) + world.received(LAWYER) + world.received(REPORTER)
+    assert not [body for body in everyone if question in body], "the redirected notice went out"
