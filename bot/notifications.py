@@ -142,8 +142,9 @@ REPORTER_STATUS_LABELS = {
 }
 
 
-def outbox_context(message_id: object) -> FieldContext:
-    return FieldContext("outbox", "payload_sealed", str(message_id))
+def outbox_context(message_id: object, recipient_id: object) -> FieldContext:
+    """Bound to the recipient: a row pointed at someone else no longer opens."""
+    return FieldContext("outbox", "payload_sealed", f"{message_id}:{recipient_id}")
 
 
 def enqueue(session: AsyncSession, keyring: KeyRing, recipient: User, notice: Notice) -> None:
@@ -155,7 +156,7 @@ def enqueue(session: AsyncSession, keyring: KeyRing, recipient: User, notice: No
             id=message_id,
             recipient_id=recipient.id,
             payload_sealed=keyring.seal(
-                Purpose.OUTBOX, notice.to_bytes(), outbox_context(message_id)
+                Purpose.OUTBOX, notice.to_bytes(), outbox_context(message_id, recipient.id)
             ),
             kek_id=keyring.primary_id,
         )
@@ -189,7 +190,9 @@ async def withdraw_queued(
     for row in await session.scalars(query):
         try:
             notice = Notice.from_bytes(
-                keyring.open(Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id))
+                keyring.open(
+                    Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+                )
             )
         except (DecryptionError, ValueError, KeyError):
             continue

@@ -176,7 +176,9 @@ class OutboxWorker:
             user = await session.get(User, row.recipient_id)
             try:
                 notice = Notice.from_bytes(
-                    self.keyring.open(Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id))
+                    self.keyring.open(
+                        Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+                    )
                 )
                 if user is None:
                     raise LookupError("recipient is gone")
@@ -220,12 +222,12 @@ class OutboxWorker:
         if notice.kind not in TO_STAFF:
             return True
         if not notice.reference:
-            return is_allowed(user, Action.MANAGE_STAFF)
+            return is_allowed(user, Action.MANAGE_STAFF, keyring=self.keyring)
         case = await CaseRepository(session, self.keyring).by_reference(notice.reference)
         return (
             case is not None
             and case.shredded_at is None
-            and is_allowed(user, Action.RECEIVE_NOTICE, case)
+            and is_allowed(user, Action.RECEIVE_NOTICE, case, keyring=self.keyring)
         )
 
     async def _retry(

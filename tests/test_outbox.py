@@ -374,7 +374,11 @@ async def test_rate_limiter_spacing_per_chat_and_overall(clock: FakeClock) -> No
 def _opened(keyring: KeyRing, rows: list[OutboxMessage]) -> list[Notice]:
     """Every notice the key file still opens: what a seized server would give up."""
     return [
-        Notice.from_bytes(keyring.open(Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id)))
+        Notice.from_bytes(
+            keyring.open(
+                Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+            )
+        )
         for row in rows
         if row.payload_sealed
     ]

@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.notifications import Role
+from storage.crypto import KeyRing
 from storage.models import Case, User
+from storage.roles import verified_role
 
 
 class Action(StrEnum):
@@ -53,16 +55,23 @@ ON_OWN_CASES = frozenset(
 )
 
 
-def is_staff(user: User | None) -> bool:
-    return user is not None and user.role in (Role.LAWYER.value, Role.COORDINATOR.value)
+STAFF_ROLES = frozenset({Role.LAWYER.value, Role.COORDINATOR.value})
 
 
 def is_allowed(
-    actor: User | None, action: Action, case: Case | None = None, *, self_assign: bool = True
+    actor: User | None,
+    action: Action,
+    case: Case | None = None,
+    *,
+    keyring: KeyRing,
+    self_assign: bool = True,
 ) -> bool:
-    if actor is None or not is_staff(actor):
+    # The role counts only if its MAC holds: a role written into the database by
+    # someone without the key file is no role.
+    role = verified_role(keyring, actor) if actor is not None else None
+    if actor is None or role not in STAFF_ROLES:
         return False
-    if actor.role == Role.COORDINATOR.value:
+    if role == Role.COORDINATOR.value:
         return True
     if action in COORDINATOR_ONLY:
         return False

@@ -23,6 +23,7 @@ from storage import audit
 from storage.crypto import FieldContext, KeyRing, Purpose
 from storage.models import Case, Invite, User, utcnow
 from storage.repositories import UserRepository
+from storage.roles import set_role, verified_role
 
 INVITE_LIFETIME = timedelta(hours=72)
 NAME_LIMIT = 64
@@ -68,8 +69,8 @@ async def redeem_invite(
     )
     if not getattr(claimed, "rowcount", 0):
         return False
-    if user.role != Role.COORDINATOR.value:
-        user.role = Role.LAWYER.value
+    if verified_role(keyring, user) != Role.COORDINATOR.value:
+        set_role(keyring, user, Role.LAWYER.value)
     set_staff_name(keyring, user, display_name)
     await audit.record(session, keyring, "role_grant", actor_id=user.id, subject_id=user.id)
     for coordinator in await coordinators(session):
@@ -113,7 +114,7 @@ async def revoke(
     target = await session.get(User, user_id)
     if target is None or target.role is None or target.id == coordinator.id:
         return None
-    target.role = None
+    set_role(keyring, target, None)
     for notice in await withdraw_queued(session, keyring, recipient_id=target.id):
         if notice.kind in CASE_WORK:
             for other in await coordinators(session):
@@ -133,8 +134,10 @@ async def ensure_coordinators(users: UserRepository, telegram_ids: frozenset[int
     found: list[User] = []
     for telegram_id in sorted(telegram_ids):
         user = await users.ensure(telegram_id, telegram_id)
-        if user.role != Role.COORDINATOR.value:
-            user.role = Role.COORDINATOR.value
+        # The settings are the authority: this also restores a coordinator
+        # whose role or its MAC was damaged.
+        if verified_role(users.keyring, user) != Role.COORDINATOR.value:
+            set_role(users.keyring, user, Role.COORDINATOR.value)
             set_staff_name(users.keyring, user, f"coordinator {len(found) + 1}")
         found.append(user)
     return found
@@ -148,7 +151,7 @@ async def ban_reporter(
         return False
     found = await session.scalars(select(User).where(User.tg_index == case.reporter_index))
     reporter = found.one_or_none()
-    if reporter is None or reporter.role is not None:
+    if reporter is None or verified_role(keyring, reporter) is not None:
         return False
     reporter.banned = True
     await audit.record(session, keyring, "reporter_ban", actor_id=coordinator.id, case_id=case.id)
