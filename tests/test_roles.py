@@ -13,6 +13,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 
 from bot.app import Runtime, prepare_database
+from bot.cases.staff import set_staff_name, staff_name
 from bot.config import Settings
 from storage import keys
 from storage.crypto import KeyRing
@@ -53,19 +54,27 @@ async def test_a_role_moved_to_another_user_or_changed_does_not_verify(
     assert await _role(database, keyring, 801) is None  # a lawyer made coordinator
 
 
-async def test_keys_rotate_moves_role_macs_to_the_new_key(
+async def test_keys_rotate_moves_role_macs_and_staff_names_to_the_new_key(
     database: Database, tmp_path: Path, key_material: KeyMaterial
 ) -> None:
     path = tmp_path / "keys.json"
     write_key_file(path, key_material, exclusive=True)
     old = KeyRing(load_key_file(path))
     await _user(database, old, 803, "coordinator")
+    async with database.sessionmaker.begin() as session:
+        found = await UserRepository(session, old).by_telegram_id(803)
+        assert found is not None
+        set_staff_name(old, found, "Coordinator Three")
     keys.add_primary_key(path)
     ring = KeyRing(load_key_file(path))
     await keys.rewrap_all(database.sessionmaker, ring)
     await keys.drop_key(path, old.primary_id, database.sessionmaker, ring)
     survivor = KeyRing(load_key_file(path))
     assert await _role(database, survivor, 803) == "coordinator"
+    async with database.sessionmaker() as session:
+        found = await UserRepository(session, survivor).by_telegram_id(803)
+        assert found is not None
+        assert staff_name(survivor, found) == "Coordinator Three"  # re-sealed as well
 
 
 async def test_roles_held_before_revision_0004_are_sealed_once_at_the_next_start(
