@@ -192,7 +192,9 @@ class OutboxWorker:
                 row.state = CANCELLED
                 drop_content(row)
                 await session.commit()
-                log.info("outbox: %s notice withdrawn, its recipient may not see it", notice.kind)
+                log.info(
+                    "outbox: %s notice withdrawn, its recipient may not see it", notice.kind.value
+                )
                 return
             language = user.language or ""
 
