@@ -112,3 +112,20 @@ async def test_roles_held_before_revision_0004_are_sealed_once_at_the_next_start
         )
     await prepare_database(runtime)
     assert await _role(database, keyring, 805) is None
+
+
+async def test_known_limit_a_revoked_role_put_back_with_its_old_mac_verifies_again(
+    database: Database, keyring: KeyRing
+) -> None:
+    """A MAC proves origin, not freshness (docs/threat-model.md, Known limits)."""
+    await _user(database, keyring, 806, "lawyer")
+    async with database.sessionmaker() as session:
+        saved = (await session.execute(select(User.role, User.role_mac))).one()
+    async with database.sessionmaker.begin() as session:
+        found = await UserRepository(session, keyring).by_telegram_id(806)
+        assert found is not None
+        set_role(keyring, found, None)  # /revoke
+    assert await _role(database, keyring, 806) is None
+    async with database.sessionmaker.begin() as session:
+        await session.execute(update(User).values(role=saved.role, role_mac=saved.role_mac))
+    assert await _role(database, keyring, 806) == "lawyer"
