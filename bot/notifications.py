@@ -18,10 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.intake.news import NEWS_LABELS, NewsKind
 from bot.text import N_
-from storage.crypto import FieldContext, KeyRing, Purpose
+from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose
 from storage.models import OutboxMessage, User
 
 Translate = Callable[[str], str]
+
+# Outbox states. Only a queued row (pending, or sending under a lease) holds
+# content; every other state keeps the bookkeeping alone.
+PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
+QUEUED = (PENDING, SENDING)
 
 
 class Role(StrEnum):
@@ -43,6 +48,24 @@ class NoticeKind(StrEnum):
     REPORTER_NEWS = "reporter_news"  # to the lawyer (or coordinators): the kind, no content
     NEWS_ON_CLOSED = "news_closed"  # to coordinators, with Reopen / Keep closed buttons
     CASE_REOPENED = "case_reopened"  # to the lawyer of a reopened case
+
+
+#: Notices to staff: the outbox asks the policy before each one goes out.
+TO_STAFF = frozenset(
+    {
+        NoticeKind.NEW_CASE,
+        NoticeKind.ASSIGNED_TO_YOU,
+        NoticeKind.REPORTER_REPLIED,
+        NoticeKind.REPORTER_SENT_FILE,
+        NoticeKind.JOINED_AS_LAWYER,
+        NoticeKind.RETENTION_WARNING,
+    }
+)
+#: What a lawyer is told about work on their case; when they lose their role
+#: before it went out, the coordinators are told instead.
+CASE_WORK = frozenset(
+    {NoticeKind.REPORTER_REPLIED, NoticeKind.REPORTER_SENT_FILE, NoticeKind.RETENTION_WARNING}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,8 +165,9 @@ REPORTER_STATUS_LABELS = {
 }
 
 
-def outbox_context(message_id: object) -> FieldContext:
-    return FieldContext("outbox", "payload_sealed", str(message_id))
+def outbox_context(message_id: object, recipient_id: object) -> FieldContext:
+    """Bound to the recipient: a row pointed at someone else no longer opens."""
+    return FieldContext("outbox", "payload_sealed", f"{message_id}:{recipient_id}")
 
 
 def enqueue(session: AsyncSession, keyring: KeyRing, recipient: User, notice: Notice) -> None:
@@ -155,11 +179,53 @@ def enqueue(session: AsyncSession, keyring: KeyRing, recipient: User, notice: No
             id=message_id,
             recipient_id=recipient.id,
             payload_sealed=keyring.seal(
-                Purpose.OUTBOX, notice.to_bytes(), outbox_context(message_id)
+                Purpose.OUTBOX, notice.to_bytes(), outbox_context(message_id, recipient.id)
             ),
             kek_id=keyring.primary_id,
         )
     )
+
+
+def drop_content(row: OutboxMessage) -> None:
+    """A notice may quote a lawyer's question or a reporter's reply: once it is
+    sent, dead or withdrawn, keep the bookkeeping and drop the content."""
+    row.payload_sealed = b""
+    row.kek_id = ""
+
+
+async def withdraw_queued(
+    session: AsyncSession,
+    keyring: KeyRing,
+    *,
+    reference: str | None = None,
+    recipient_id: uuid.UUID | None = None,
+) -> list[Notice]:
+    """Cancel the notices not sent yet about a case, or to one person; returns them.
+
+    The reference is inside the sealed payload, so every queued row (few: the
+    outbox drains within seconds) is opened. A row that does not open is left
+    to the worker, which moves it to the dead letters without its content.
+    """
+    query = select(OutboxMessage).where(OutboxMessage.state.in_(QUEUED))
+    if recipient_id is not None:
+        query = query.where(OutboxMessage.recipient_id == recipient_id)
+    withdrawn: list[Notice] = []
+    for row in await session.scalars(query):
+        try:
+            notice = Notice.from_bytes(
+                keyring.open(
+                    Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+                )
+            )
+        except (DecryptionError, ValueError, KeyError):
+            continue
+        if reference is not None and notice.reference != reference:
+            continue
+        row.state = CANCELLED
+        drop_content(row)
+        withdrawn.append(notice)
+    await session.flush()
+    return withdrawn
 
 
 async def coordinators(session: AsyncSession) -> Sequence[User]:

@@ -184,7 +184,7 @@ async def _tell_staff(service: CaseService, case: Case, kind: NewsKind) -> None:
         return
     notice = Notice(NoticeKind.REPORTER_NEWS, case.reference, urgent=urgent, news=kind.value)
     lawyer = await session.get(User, case.assignee_id) if case.assignee_id else None
-    if lawyer is not None and is_allowed(lawyer, Action.VIEW_CASE, case):
+    if lawyer is not None and is_allowed(lawyer, Action.VIEW_CASE, case, keyring=keyring):
         enqueue(session, keyring, lawyer, notice)
         return
     for coordinator in await coordinators(session):
@@ -230,7 +230,7 @@ async def decide_reopen(
         await audit.record(session, keyring, "reopen_declined", actor_id=actor.id, case_id=case.id)
         return case
     lawyer = await session.get(User, case.assignee_id) if case.assignee_id else None
-    working = lawyer is not None and is_allowed(lawyer, Action.VIEW_CASE, case)
+    working = lawyer is not None and is_allowed(lawyer, Action.VIEW_CASE, case, keyring=keyring)
     if not working:
         case.assignee_id = None
     target = Status.IN_PROGRESS if working else Status.NEW

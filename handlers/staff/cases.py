@@ -95,6 +95,9 @@ async def show_case(
     def allowed(action: Action, case: object) -> bool:
         return case_service.allowed(user, action, view.case)
 
+    # The case_view entry is on record before the first byte of the case leaves:
+    # a failure on a later part (a 429) must not roll it back.
+    await case_service.session.commit()
     for chunk in chunks[:-1]:
         await bot.send_message(chat_id, chunk)
     await bot.send_message(
@@ -129,7 +132,8 @@ async def evidence_button(
         await _deny(query)
         return
     try:
-        data, raw_meta = EvidenceRepository.open(row, await case_service.cases.data_key(case))
+        data_key = await case_service.cases.data_key(case)
+        data, raw_meta = EvidenceRepository.open(row, data_key)
     except LookupError:
         await _deny(query)
         return
@@ -148,7 +152,7 @@ async def evidence_button(
     caption = (
         f"{case.reference} · {_(KIND_LABELS[meta.kind])} · {human_size(meta.size)}\n"
         + _("Received: {date}").format(date=f"{row.received_at:%d.%m.%Y %H:%M} UTC")
-        + f"\nSHA-256: {row.sha256.hex()}"
+        + f"\nSHA-256: {EvidenceRepository.custody_hash(row, data_key, data).hex()}"
     )
     upload = BufferedInputFile(data, filename=meta.delivery_name(row.id.hex[:8]))
     chat_id = query.from_user.id
