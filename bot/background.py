@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cases.staff import ensure_coordinators
 from bot.config import Settings
 from bot.i18n import DEFAULT_LANGUAGE
+from bot.intake.limits import sweep_expired
 from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
 from bot.retention import run_retention
@@ -85,6 +86,13 @@ class BackgroundTasks:
             asyncio.create_task(
                 _every(self.settings.sweep_interval_seconds, lambda: sweeper.sweep_once(bot)),
                 name="sweeper",
+            ),
+            asyncio.create_task(
+                _every(
+                    self.settings.sweep_interval_seconds,
+                    lambda: sweep_expired(self.sessionmaker),
+                ),
+                name="abuse-counters",
             ),
             asyncio.create_task(
                 _every(

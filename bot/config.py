@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # Telegram's Bot API lets bots download files up to 20 MB (more only with a
     # self-hosted Bot API server); evidence larger than this is refused.
     max_download_mb: int = Field(default=20, ge=1, le=2000)
+    # Evidence one sender may send in a UTC day, all reports and replies together;
+    # counted under a blind index that /forget does not reset.
+    evidence_mb_per_day: int = Field(default=200, ge=1)
+    # How long a case keeps the sealed handle that lets /ban REF find its sender
+    # after the reporter used /forget.
+    abuse_handle_days: int = Field(default=7, ge=1, le=90)
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
@@ -97,6 +103,10 @@ class Settings(BaseSettings):
     @property
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024
+
+    @property
+    def evidence_bytes_per_day(self) -> int:
+        return self.evidence_mb_per_day * 1024 * 1024
 
     @property
     def draft_ttl_seconds(self) -> int:

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cases.stats import archive_case
 from bot.notifications import Notice, NoticeKind, enqueue
 from storage import audit
+from storage.abuse_handles import delete_handle
 from storage.crypto import KeyRing
 from storage.models import (
     Case,
@@ -69,6 +70,7 @@ async def shred_case(session: AsyncSession, keyring: KeyRing, case: Case, *, rea
     await session.execute(delete(KeyWrap).where(KeyWrap.case_id == case.id))
     await session.execute(delete(CaseMessage).where(CaseMessage.case_id == case.id))
     await session.execute(delete(EvidenceFile).where(EvidenceFile.case_id == case.id))
+    await delete_handle(session, case.id)
     case.shredded_at = now
     case.reporter_index = None
     case.reporter_chat_sealed = None

@@ -10,16 +10,13 @@ tests by name.
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
-
-from sqlalchemy import update
 
 from bot.middlewares import NEUTRAL_REPLY
 from bot.text import N_
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import ScriptedReporter, t
 from storage.crypto import KeyRing
-from storage.models import Case, EvidenceFile, FsmRecord, utcnow
+from storage.models import Case, EvidenceFile, FsmRecord
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import count_rows
@@ -28,6 +25,7 @@ from tests.e2e.test_security import (
     BUSY,
     DAILY_LIMIT,
     STAFF_LANGUAGE,
+    _counters_expired,
     _press_send,
     audit_entries,
     new_bot_messages,
@@ -66,14 +64,7 @@ async def test_three_reports_then_forget_then_a_fourth_the_same_day_is_refused(
     assert await count_rows(sandbox, Case) == 3
 
     # A day later the counters have expired: the kept draft goes through.
-    from storage.models import AbuseCounter
-
-    async with sandbox.sessionmaker.begin() as session:
-        await session.execute(
-            update(AbuseCounter).values(
-                window_start=utcnow() - timedelta(days=2), expires_at=utcnow() - timedelta(days=1)
-            )
-        )
+    await _counters_expired(sandbox)
     await again.submit()
     assert await count_rows(sandbox, Case) == 4
 
