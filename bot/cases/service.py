@@ -22,6 +22,8 @@ from storage.references import normalise_reference
 from storage.repositories import CaseRepository, UserRepository
 
 MESSAGE_LIMIT = 3000
+#: The case event of a reporter's answer; a reporter is never stored as an actor.
+REPORTER_ANSWERED = "reporter_answered"
 
 
 class AccessDenied(Exception):
@@ -336,11 +338,15 @@ class CaseService:
         return case
 
     async def record_reply(self, reporter: User, reference: str, text: str) -> Case:
-        """The reporter's answer to a lawyer's question, only on their own open case."""
+        """The reporter's answer to a lawyer's question, only on their own open case.
+
+        The reporter is never stored as an actor or author (no id): the message
+        kind, the event kind and the audit action say it was the reporter.
+        """
         case = await self.reply_case(reporter, reference)
-        await self._add_message(case, "reply", reporter, text)
-        await self._transition(reporter, case, Status.IN_PROGRESS)
-        await self._audit(reporter, "reply_received", case)
+        await self._add_message(case, "reply", None, text)
+        await self._reporter_answered(case)
+        await self._audit(None, "reply_received", case)
         notice = Notice(
             NoticeKind.REPORTER_REPLIED, case.reference, text=text.strip()[:MESSAGE_LIMIT]
         )
@@ -354,6 +360,12 @@ class CaseService:
             for coordinator in await coordinators(self.session):
                 enqueue(self.session, self.keyring, coordinator, notice)
         return case
+
+    async def _reporter_answered(self, case: Case) -> None:
+        """The question has its answer: the case moves on, by the reporter (no id)."""
+        from_status = case.status
+        case.status = Status.IN_PROGRESS.value
+        self._event(case, None, REPORTER_ANSWERED, from_status=from_status, to_status=case.status)
 
     async def reply_case(self, reporter: User, reference: str) -> Case:
         """The reporter's own case while a staff question waits for its answer.
@@ -375,8 +387,8 @@ class CaseService:
 
     async def record_file_reply(self, reporter: User, case: Case) -> None:
         """The reporter sent a file in reply (already stored as evidence of ``case``)."""
-        await self._transition(reporter, case, Status.IN_PROGRESS)
-        await self._audit(reporter, "evidence_received", case)
+        await self._reporter_answered(case)
+        await self._audit(None, "evidence_received", case)
         notice = Notice(NoticeKind.REPORTER_SENT_FILE, case.reference)
         lawyer = await self.session.get(User, case.assignee_id) if case.assignee_id else None
         if lawyer is not None and self.allowed(lawyer, Action.VIEW_CASE, case):

@@ -1,4 +1,4 @@
-"""abuse counters and abuse handles
+"""abuse counters and abuse handles; reporters are no longer actors
 
 Revision ID: 0003
 Revises: 0002
@@ -10,7 +10,14 @@ the case key for a few days, so that ``/ban REF`` works after /forget. Cases
 stored before this revision have no handle: they are banned, as before, only
 while ``reporter_index`` is set.
 
-Downgrading drops both tables (the limits then count cases again).
+Existing rows stop naming reporters: a reply's status event loses the
+reporter's ``users.id`` (and becomes ``reporter_answered``), replies lose their
+``author_id``, and the per-case ``reporter_disconnected`` events of /forget
+(written in one instant, they told which cases came from one person) go. The
+audit log is MAC-chained, so its reporter ids are dropped at the next start,
+with the key file (``storage/audit.py`` ``redact_reporters``).
+
+Downgrading drops both tables; the ids removed do not come back.
 """
 
 import sqlalchemy as sa
@@ -57,6 +64,19 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_abuse_handles_expires_at"), ["expires_at"], unique=False
         )
+
+    # The events a reporter's reply caused, found through the reply's audit entry.
+    op.execute(
+        sa.text(
+            "UPDATE case_events SET actor_id = NULL, kind = 'reporter_answered' "
+            "WHERE kind = 'status' AND actor_id IS NOT NULL AND EXISTS ("
+            " SELECT 1 FROM audit_log WHERE audit_log.case_id = case_events.case_id"
+            " AND audit_log.actor_id = case_events.actor_id"
+            " AND audit_log.action IN ('reply_received', 'evidence_received'))"
+        )
+    )
+    op.execute(sa.text("UPDATE case_messages SET author_id = NULL WHERE kind = 'reply'"))
+    op.execute(sa.text("DELETE FROM case_events WHERE kind = 'reporter_disconnected'"))
 
 
 def downgrade() -> None:
