@@ -260,3 +260,28 @@ async def test_migrations_match_models_and_go_down_and_up(database: Database) ->
         # The tally's one row is back, empty.
         seed = await conn.execute(text("SELECT name, kek_id, payload_sealed FROM stats_tally"))
         assert seed.all() == [("answers", "", None)]
+
+
+async def test_rotation_reseals_staff_names_and_drop_waits_for_them(
+    database: Database, tmp_path: Path, key_material: KeyMaterial
+) -> None:
+    from bot.cases.staff import set_staff_name, staff_name
+
+    path = tmp_path / "keys.json"
+    write_key_file(path, key_material, exclusive=True)
+    old = KeyRing(load_key_file(path))
+    async with database.sessionmaker.begin() as session:
+        user = await UserRepository(session, old).ensure(98, 98)
+        user.role = "lawyer"
+        set_staff_name(old, user, "Zarina Karimova")
+    new_primary = keys.add_primary_key(path)
+    ring = KeyRing(load_key_file(path))
+    with pytest.raises(KeyFileError, match="still protects"):
+        await keys.drop_key(path, old.primary_id, database.sessionmaker, ring)
+    await keys.rewrap_all(database.sessionmaker, ring)
+    await keys.drop_key(path, old.primary_id, database.sessionmaker, ring)
+    survivor = KeyRing(load_key_file(path))
+    assert survivor.kek_ids == (new_primary,)
+    async with database.sessionmaker() as session:
+        found = await UserRepository(session, survivor).by_telegram_id(98)
+        assert found is not None and staff_name(survivor, found) == "Zarina Karimova"
