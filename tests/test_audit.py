@@ -248,7 +248,9 @@ async def test_upgrade_removes_reporter_ids_and_rechains_the_audit_log(
 ) -> None:
     """Rows from before revision 0003 named the reporter as an actor: the migration
     clears the unchained tables, the first start re-chains the audit log without them."""
-    from storage.db import downgrade, migrate
+    from bot.app import Runtime, prepare_database
+    from bot.config import Settings
+    from storage.db import downgrade
     from storage.models import CaseEvent, CaseMessage
 
     await downgrade(database.engine, "0002")
@@ -280,15 +282,18 @@ async def test_upgrade_removes_reporter_ids_and_rechains_the_audit_log(
         await audit.record(session, keyring, "reporter_forget", actor_id=None, case_id=case.id)
         await audit.record(session, keyring, "note_add", actor_id=lawyer_id, case_id=case.id)
 
-    await migrate(database.engine)
+    # What `intake-bot run` and `migrate` do: the migrations, then, with the key
+    # file, what they cannot do without it.
+    runtime = Runtime(
+        Settings(database_url=database.url), keyring, database.engine, database.sessionmaker
+    )
+    await prepare_database(runtime)
     async with database.sessionmaker() as session:
         events = {(e.kind, e.actor_id) for e in await session.scalars(select(CaseEvent))}
         authors = {(m.kind, m.author_id) for m in await session.scalars(select(CaseMessage))}
     assert events == {("status", lawyer_id), ("reporter_answered", None)}
     assert authors == {("reply", None), ("note", lawyer_id)}
 
-    async with database.sessionmaker.begin() as session:
-        assert await audit.redact_reporters(session, keyring) == 2
     async with database.sessionmaker.begin() as session:
         assert await audit.redact_reporters(session, keyring) == 0  # once only
         entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
