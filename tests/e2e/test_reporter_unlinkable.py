@@ -22,7 +22,7 @@ from bot.text import N_
 from devkit.emulator import SimulatedUser
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import ScriptedReporter, t
-from storage.models import AuditEntry, Case, User, utcnow
+from storage.models import AbuseHandle, AuditEntry, Case, User, utcnow
 from storage.repositories import UserRepository
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.staff_helpers import db_user, drain_outbox, join_staff, lawyer_asks
@@ -94,6 +94,11 @@ async def links_to(sandbox: Sandbox, person: Person, exempt: uuid.UUID | None = 
         return await connection.run_sync(lambda sync: _links(sync, person, exempt))
 
 
+async def _handles(sandbox: Sandbox) -> int:
+    async with sandbox.sessionmaker() as session:
+        return int(await session.scalar(select(func.count()).select_from(AbuseHandle)) or 0)
+
+
 async def _person(sandbox: Sandbox, telegram_id: int) -> Person:
     row = await db_user(sandbox, telegram_id)
     assert row is not None
@@ -162,6 +167,7 @@ async def test_after_destruction_no_table_links_the_case_to_the_reporter(
 ) -> None:
     reference, lawyer_row = await _assigned_and_answered(sandbox, 753_002)
     person = await _person(sandbox, 753_002)
+    assert await _handles(sandbox) == 1
     async with sandbox.sessionmaker.begin() as session:
         lawyer = await session.get(User, lawyer_row.id)
         assert lawyer is not None
@@ -177,5 +183,7 @@ async def test_after_destruction_no_table_links_the_case_to_the_reporter(
         now=utcnow() + timedelta(days=200),
     )
     assert report.shredded == 1
+    # The sealed abuse handle went with the case's key.
+    assert await _handles(sandbox) == 0
     # The person still uses the bot (their own row stays); nothing else names them.
     assert await links_to(sandbox, person, exempt=person.user_id) == []
