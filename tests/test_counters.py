@@ -1,5 +1,5 @@
-"""abuse_counters (storage/counters.py): fixed windows, atomic takes, expiry; on SQLite
-and PostgreSQL."""
+"""abuse_counters (storage/counters.py): fixed windows, atomic takes, expiry; and the
+abuse handles' expiry; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,8 +10,12 @@ from sqlalchemy import func, select
 
 from bot.intake.limits import sweep_expired
 from storage import counters
+from storage.abuse_handles import Sender, keep_handle, open_handle
 from storage.counters import EVERYONE, Limit, window_start
+from storage.crypto import KeyRing
 from storage.models import AbuseCounter
+from storage.repositories import CaseRepository
+from tests.case_helpers import make_case
 from tests.conftest import Database
 
 DAY = Limit("test-day", timedelta(days=1), 3)
@@ -65,3 +69,21 @@ async def test_expired_windows_are_swept(database: Database) -> None:
     assert await sweep_expired(database.sessionmaker, now=NOON + timedelta(days=1)) == 1
     async with database.sessionmaker() as session:
         assert await session.scalar(select(func.count()).select_from(AbuseCounter)) == 0
+
+
+async def test_abuse_handles_open_until_they_expire_then_are_swept(
+    database: Database, keyring: KeyRing
+) -> None:
+    reference = await make_case(database, keyring)
+    async with database.sessionmaker.begin() as session:
+        cases = CaseRepository(session, keyring)
+        case = await cases.by_reference(reference)
+        assert case is not None
+        data_key = await cases.data_key(case)
+        keep_handle(session, case.id, data_key, Sender(b"i" * 32, 42), expires_at=NOON)
+    async with database.sessionmaker() as session:
+        before = await open_handle(session, case.id, data_key, now=NOON - timedelta(days=1))
+        after = await open_handle(session, case.id, data_key, now=NOON)
+    assert before == Sender(b"i" * 32, 42) and after is None
+    assert await sweep_expired(database.sessionmaker, now=NOON - timedelta(seconds=1)) == 0
+    assert await sweep_expired(database.sessionmaker, now=NOON) == 1
