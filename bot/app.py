@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from bot.cases.stats import fill_tally
 from bot.config import RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
+from storage.audit import ChainBroken, redact_reporters
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyFileError
 from storage.db import create_engine, create_sessionmaker, migrate
@@ -124,6 +125,17 @@ async def prepare_database(runtime: Runtime) -> None:
         # Silent on a new database (nothing to count), as migrate should be.
         if counted := await fill_tally(session, runtime.keyring):
             log.info("statistics tally filled from %d stored cases", counted)
+    try:
+        async with runtime.sessionmaker.begin() as session:
+            # After revision 0003, once: reporters' ids leave the audit log.
+            if redacted := await redact_reporters(session, runtime.keyring):
+                log.warning(
+                    "audit log: %d entries naming a reporter redacted and re-chained; "
+                    "write down a new anchor (intake-bot audit verify)",
+                    redacted,
+                )
+    except ChainBroken:
+        log.error("audit log does not verify: reporters' ids were not redacted")
 
 
 async def run(settings: Settings) -> None:

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cases.staff import ensure_coordinators
 from bot.config import Settings
 from bot.i18n import reading_language
+from bot.intake.limits import sweep_expired
 from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
 from bot.retention import run_retention
@@ -100,6 +101,13 @@ class BackgroundTasks:
             asyncio.create_task(
                 _every(self.settings.sweep_interval_seconds, lambda: sweeper.sweep_once(bot)),
                 name="sweeper",
+            ),
+            asyncio.create_task(
+                _every(
+                    self.settings.sweep_interval_seconds,
+                    lambda: sweep_expired(self.sessionmaker),
+                ),
+                name="abuse-counters",
             ),
             asyncio.create_task(
                 _every(

@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     # News a reporter may add to one case after sending it (bot/cases/followups.py).
     followups_per_day: int = Field(default=3, ge=1)
     followups_total: int = Field(default=20, ge=1)
+    # Evidence one sender may send in a UTC day, all reports and replies together;
+    # counted under a blind index that /forget does not reset.
+    evidence_mb_per_day: int = Field(default=200, ge=1)
+    # How long a case keeps the sealed handle that lets /ban REF find its sender
+    # after the reporter used /forget.
+    abuse_handle_days: int = Field(default=7, ge=1, le=90)
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
@@ -100,6 +106,10 @@ class Settings(BaseSettings):
     @property
     def max_download_bytes(self) -> int:
         return self.max_download_mb * 1024 * 1024
+
+    @property
+    def evidence_bytes_per_day(self) -> int:
+        return self.evidence_mb_per_day * 1024 * 1024
 
     @property
     def draft_ttl_seconds(self) -> int:

@@ -74,6 +74,7 @@ class Refusal(StrEnum):
     TOO_BIG = "too_big"
     TOO_MANY = "too_many"
     CASE_FULL = "case_full"
+    SENDER_FULL = "sender_full"
 
 
 REFUSAL_TEXTS: Final[dict[Refusal, str]] = {
@@ -93,6 +94,10 @@ REFUSAL_TEXTS: Final[dict[Refusal, str]] = {
         "The files of this report already take {limit} MB, the most one report can take. "
         "This file was not saved. Please press Done."
     ),
+    Refusal.SENDER_FULL: N_(
+        "You have sent {limit} MB of files today, the most we can take in a day. "
+        "This file was not saved. Please press Done, or send it tomorrow."
+    ),
 }
 
 
@@ -101,12 +106,16 @@ class Limits:
     max_file_bytes: int = 20 * MB
     max_files: int = MAX_FILES_PER_CASE
     max_case_bytes: int = MAX_BYTES_PER_CASE
+    # One sender, all reports and replies of a UTC day (bot/intake/limits.py).
+    max_sender_bytes_per_day: int = 200 * MB
 
     def limit_for(self, refusal: Refusal) -> int:
         if refusal is Refusal.TOO_BIG:
             return self.max_file_bytes // MB
         if refusal is Refusal.CASE_FULL:
             return self.max_case_bytes // MB
+        if refusal is Refusal.SENDER_FULL:
+            return self.max_sender_bytes_per_day // MB
         return self.max_files
 
 
@@ -128,7 +137,12 @@ def mime_of(incoming: Incoming) -> str | None:
 
 
 def refusal(
-    incoming: Incoming, limits: Limits, *, files_so_far: int, bytes_so_far: int
+    incoming: Incoming,
+    limits: Limits,
+    *,
+    files_so_far: int,
+    bytes_so_far: int,
+    sender_bytes_today: int = 0,
 ) -> Refusal | None:
     """Why this file must not be downloaded, from what Telegram announced; None if fine."""
     mime = mime_of(incoming)
@@ -140,15 +154,21 @@ def refusal(
         return Refusal.TOO_MANY
     if bytes_so_far + (incoming.file_size or 0) > limits.max_case_bytes:
         return Refusal.CASE_FULL
+    if sender_bytes_today + (incoming.file_size or 0) > limits.max_sender_bytes_per_day:
+        return Refusal.SENDER_FULL
     return None
 
 
-def check_length(length: int, limits: Limits, *, bytes_so_far: int) -> Refusal | None:
+def check_length(
+    length: int, limits: Limits, *, bytes_so_far: int, sender_bytes_today: int = 0
+) -> Refusal | None:
     """The real length after download (``file_size`` is optional and client-reported)."""
     if length > limits.max_file_bytes:
         return Refusal.TOO_BIG
     if bytes_so_far + length > limits.max_case_bytes:
         return Refusal.CASE_FULL
+    if sender_bytes_today + length > limits.max_sender_bytes_per_day:
+        return Refusal.SENDER_FULL
     return None
 
 

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.cases.stats import archive_case
 from bot.notifications import CANCELLED, DEAD, SENT, Notice, NoticeKind, enqueue, withdraw_queued
 from storage import audit
+from storage.abuse_handles import delete_handle
 from storage.crypto import KeyRing
 from storage.models import (
     Case,
@@ -71,6 +72,7 @@ async def shred_case(session: AsyncSession, keyring: KeyRing, case: Case, *, rea
     await session.execute(delete(EvidenceFile).where(EvidenceFile.case_id == case.id))
     # Questions and replies still queued about the case go with it.
     await withdraw_queued(session, keyring, reference=case.reference)
+    await delete_handle(session, case.id)
     case.shredded_at = now
     case.reporter_index = None
     case.reporter_chat_sealed = None

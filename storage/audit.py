@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, text
+from sqlalchemy import ColumnElement, func, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.crypto import KeyRing
@@ -63,13 +63,7 @@ async def record(
     """Append an entry in the caller's transaction."""
     # Concurrent transactions would otherwise pick the same next number (and the
     # later one fail on the primary key): take the append lock before reading it.
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
-    elif dialect == "sqlite":
-        # A write that changes nothing still takes SQLite's write lock, held until
-        # the caller's transaction ends; the read below then sees the latest entry.
-        await session.execute(text("DELETE FROM audit_log WHERE seq < 0"))
+    await _append_lock(session)
     last = (
         await session.execute(
             select(AuditEntry.seq, AuditEntry.mac).order_by(AuditEntry.seq.desc()).limit(1)
@@ -89,6 +83,67 @@ async def record(
     session.add(entry)
     await session.flush()
     return entry
+
+
+async def _append_lock(session: AsyncSession) -> None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+    elif dialect == "sqlite":
+        # A write that changes nothing still takes SQLite's write lock, held until
+        # the caller's transaction ends; the read below then sees the latest entry.
+        await session.execute(text("DELETE FROM audit_log WHERE seq < 0"))
+
+
+#: Actions done by a reporter: since revision 0003 they name no actor.
+REPORTER_ACTIONS = ("reply_received", "evidence_received")
+
+
+class ChainBroken(Exception):
+    """The chain does not verify: nothing is re-chained over a broken entry."""
+
+
+def _names_a_reporter() -> ColumnElement[bool]:
+    return or_(
+        AuditEntry.action.in_(REPORTER_ACTIONS) & AuditEntry.actor_id.is_not(None),
+        (AuditEntry.action == "reporter_forget") & AuditEntry.case_id.is_not(None),
+    )
+
+
+async def redact_reporters(session: AsyncSession, keyring: KeyRing) -> int:
+    """Entries written before revision 0003 name the reporter (their ``users.id``)
+    as the actor of replies, and /forget named each case: drop those ids and
+    re-chain from the first one. Needs the audit key, so it runs at start-up
+    after the migrations (``bot/app.py``); once done, it finds nothing to do.
+
+    The chain is verified first: if it is broken, nothing is changed
+    (:class:`ChainBroken`), so re-chaining never hides an edit. Anchors written
+    down before the first redacted entry still hold; later ones must be
+    written down again. Returns the number of entries changed.
+    """
+    first = await session.scalar(select(func.min(AuditEntry.seq)).where(_names_a_reporter()))
+    if first is None:
+        return 0
+    await _append_lock(session)
+    entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
+    previous = GENESIS
+    for expected, entry in enumerate(entries, start=1):
+        if entry.seq != expected or entry_mac(keyring, previous, entry) != bytes(entry.mac):
+            raise ChainBroken(f"audit entry {expected} does not verify")
+        previous = bytes(entry.mac)
+    previous, changed = GENESIS, 0
+    for entry in entries:
+        if entry.seq >= first:
+            if entry.action in REPORTER_ACTIONS and entry.actor_id is not None:
+                entry.actor_id = None
+                changed += 1
+            elif entry.action == "reporter_forget" and entry.case_id is not None:
+                entry.case_id = None
+                changed += 1
+            entry.mac = entry_mac(keyring, previous, entry)
+        previous = bytes(entry.mac)
+    await session.flush()
+    return changed
 
 
 async def trail_for_case(session: AsyncSession, case_id: uuid.UUID) -> Sequence[AuditEntry]:

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -314,3 +315,38 @@ class EvidenceFile(Base):
     blob_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     # JSON: kind, original file name, MIME type, size, caption.
     meta_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class AbuseCounter(Base):
+    """How much one sender (or everyone) did in a fixed time window: abuse limits.
+
+    ``key_index`` is a blind index of the sender made for this ``kind`` only
+    (``bot/intake/limits.py``), never their ``users.tg_index``, so /forget does
+    not touch it and rows of different kinds cannot be joined. ``amount`` is a
+    count or a number of bytes, by kind. Only the window's start is kept (a
+    day or a minute boundary), never the time of each step; rows are deleted
+    once ``expires_at`` has passed. Incremented with one atomic upsert
+    (``storage/counters.py``), safe with several processes.
+    """
+
+    __tablename__ = "abuse_counters"
+
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key_index: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class AbuseHandle(Base):
+    """Who sent a case, sealed under the case's data key, so that ``/ban REF`` still
+    works after the reporter used /forget. Kept ``INTAKE_ABUSE_HANDLE_DAYS`` after
+    submission, deleted with the case's other content when it is shredded."""
+
+    __tablename__ = "abuse_handles"
+
+    case_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("cases.id", ondelete="CASCADE"), primary_key=True
+    )
+    handle_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

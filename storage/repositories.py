@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
@@ -43,10 +42,14 @@ class UserRepository:
 
     async def ensure(self, telegram_user_id: int, chat_id: int) -> User:
         """The user behind an update, created on first contact."""
-        user = await self.by_telegram_id(telegram_user_id)
+        return await self.ensure_index(self.telegram_index(telegram_user_id), chat_id)
+
+    async def ensure_index(self, index: bytes, chat_id: int) -> User:
+        """The user with this blind index, created if there is none (as first contact does)."""
+        user = await self.by_index(index)
         if user is not None:
             return user
-        user = User(id=uuid.uuid4(), tg_index=self.telegram_index(telegram_user_id))
+        user = User(id=uuid.uuid4(), tg_index=index)
         user.chat_sealed = self._seal_chat(user.id, chat_id)
         self.session.add(user)
         await self.session.flush()
@@ -148,20 +151,6 @@ class CaseRepository:
             select(Case).where(Case.reporter_index == reporter_index).order_by(Case.created_at)
         )
         return found.all()
-
-    async def submissions_since(self, reporter_index: bytes, since: datetime) -> int:
-        count = await self.session.scalar(
-            select(func.count())
-            .select_from(Case)
-            .where(Case.reporter_index == reporter_index, Case.created_at >= since)
-        )
-        return int(count or 0)
-
-    async def created_since(self, since: datetime) -> int:
-        count = await self.session.scalar(
-            select(func.count()).select_from(Case).where(Case.created_at >= since)
-        )
-        return int(count or 0)
 
     async def data_key(self, case: Case) -> DataKey:
         wrap = await self.session.scalar(

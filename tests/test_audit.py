@@ -71,7 +71,6 @@ async def test_service_calls_append_a_verifiable_chain(
         "note_add",
         "status_change",
         "question_ask",
-        "status_change",
         "reply_received",
         "status_change",
     ]
@@ -242,3 +241,82 @@ async def test_concurrent_appends_never_clash(database: Database, keyring: KeyRi
     await asyncio.gather(*(append(index) for index in range(5)))
     report = await verify_chain(database.sessionmaker, keyring)
     assert report.intact and report.entries == 5
+
+
+async def test_upgrade_removes_reporter_ids_and_rechains_the_audit_log(
+    database: Database, keyring: KeyRing
+) -> None:
+    """Rows from before revision 0003 named the reporter as an actor: the migration
+    clears the unchained tables, the first start re-chains the audit log without them."""
+    from bot.app import Runtime, prepare_database
+    from bot.config import Settings
+    from storage.db import downgrade
+    from storage.models import CaseEvent, CaseMessage
+
+    people = await make_people(database, keyring)
+    reference = await make_case(database, keyring, people.reporter)
+    # The people and the case as made now; what follows as written before 0003.
+    await downgrade(database.engine, "0002")
+    async with database.sessionmaker.begin() as session:
+        case = (await session.scalars(select(Case).where(Case.reference == reference))).one()
+        lawyer_id, reporter_id = people.lawyer.id, people.reporter.id
+        await audit.record(session, keyring, "case_view", actor_id=lawyer_id, case_id=case.id)
+        # What record_reply and /forget wrote before: the reporter's id, one entry per case.
+        session.add_all(
+            [
+                CaseEvent(case_id=case.id, actor_id=lawyer_id, kind="status"),
+                CaseEvent(
+                    case_id=case.id,
+                    actor_id=reporter_id,
+                    kind="status",
+                    from_status="awaiting_reporter",
+                    to_status="in_progress",
+                ),
+                CaseEvent(case_id=case.id, kind="reporter_disconnected"),
+                CaseMessage(case_id=case.id, kind="reply", author_id=reporter_id, body_sealed=b"x"),
+                CaseMessage(case_id=case.id, kind="note", author_id=lawyer_id, body_sealed=b"y"),
+            ]
+        )
+        await audit.record(
+            session, keyring, "reply_received", actor_id=reporter_id, case_id=case.id
+        )
+        await audit.record(session, keyring, "reporter_forget", actor_id=None, case_id=case.id)
+        await audit.record(session, keyring, "note_add", actor_id=lawyer_id, case_id=case.id)
+
+    # What `intake-bot run` and `migrate` do: the migrations, then, with the key
+    # file, what they cannot do without it.
+    runtime = Runtime(
+        Settings(database_url=database.url), keyring, database.engine, database.sessionmaker
+    )
+    await prepare_database(runtime)
+    async with database.sessionmaker() as session:
+        events = {(e.kind, e.actor_id) for e in await session.scalars(select(CaseEvent))}
+        authors = {(m.kind, m.author_id) for m in await session.scalars(select(CaseMessage))}
+    assert events == {("status", lawyer_id), ("reporter_answered", None)}
+    assert authors == {("reply", None), ("note", lawyer_id)}
+
+    async with database.sessionmaker.begin() as session:
+        assert await audit.redact_reporters(session, keyring) == 0  # once only
+        entries = (await session.scalars(select(AuditEntry).order_by(AuditEntry.seq))).all()
+    assert [(e.action, e.actor_id, e.case_id is not None) for e in entries] == [
+        ("case_view", lawyer_id, True),
+        ("reply_received", None, True),
+        ("reporter_forget", None, False),
+        ("note_add", lawyer_id, True),
+    ]
+    assert (await verify_chain(database.sessionmaker, keyring)).intact
+
+
+async def test_a_broken_chain_is_never_rechained(database: Database, keyring: KeyRing) -> None:
+    people = await make_people(database, keyring)
+    async with database.sessionmaker.begin() as session:
+        await audit.record(session, keyring, "reply_received", actor_id=people.reporter.id)
+        await audit.record(session, keyring, "case_view", actor_id=people.lawyer.id)
+    async with database.sessionmaker.begin() as session:
+        await session.execute(update(AuditEntry).where(AuditEntry.seq == 2).values(actor_id=None))
+    with pytest.raises(audit.ChainBroken):
+        async with database.sessionmaker.begin() as session:
+            await audit.redact_reporters(session, keyring)
+    async with database.sessionmaker() as session:
+        first = await session.get(AuditEntry, 1)
+    assert first is not None and first.actor_id == people.reporter.id

@@ -58,11 +58,16 @@ class World:
         return [message.body or "" for message in self.server.messages(chat_id)]
 
     async def reply(self, text: str) -> None:
-        """The reporter answers: the notice is queued for the assigned lawyer."""
+        """The lawyer asks, the reporter answers: the reply is queued for the lawyer."""
         async with self.database.sessionmaker.begin() as session:
-            reporter = await UserRepository(session, self.keyring).by_telegram_id(REPORTER)
-            assert reporter is not None
+            users = UserRepository(session, self.keyring)
+            lawyer, reporter = (
+                await users.by_telegram_id(LAWYER),
+                await users.by_telegram_id(REPORTER),
+            )
+            assert lawyer is not None and reporter is not None
             service = CaseService(session, self.keyring, self_assign=True)
+            await service.ask_reporter(lawyer, self.reference, "What happened next?")
             await service.record_reply(reporter, self.reference, text)
 
 

@@ -68,17 +68,13 @@ async def test_case_answers_round_trip_and_shredding(database: Database, keyring
             await cases.answers(case)
 
 
-async def test_reporter_cases_and_daily_count(database: Database, keyring: KeyRing) -> None:
-    from storage.models import utcnow
-
+async def test_reporter_cases(database: Database, keyring: KeyRing) -> None:
     await _new_case(database, keyring)
     await _new_case(database, keyring)
     async with database.sessionmaker() as session:
         cases = CaseRepository(session, keyring)
         index = UserRepository(session, keyring).telegram_index(777001)
         assert len(await cases.for_reporter(index)) == 2
-        assert await cases.submissions_since(index, utcnow() - timedelta(days=1)) == 2
-        assert await cases.submissions_since(index, utcnow() + timedelta(seconds=5)) == 0
 
 
 async def test_answers_swapped_between_cases_do_not_open(
@@ -236,6 +232,12 @@ async def test_migrations_match_models_and_go_down_and_up(database: Database) ->
 
     async with database.engine.connect() as conn:
         assert await conn.run_sync(diff) == []
+    # 0003 takes away the abuse counters and handles.
+    await downgrade(database.engine, "0002")
+    assert await current_revision(database.engine) == "0002"
+    async with database.engine.connect() as conn:
+        names = set(await conn.run_sync(lambda sync: inspect(sync).get_table_names()))
+    assert {"abuse_counters", "abuse_handles"}.isdisjoint(names) and "stats_tally" in names
     # One revision down: 0002 takes away the statistics tally and its index.
     await downgrade(database.engine, "0001")
     assert await current_revision(database.engine) == "0001"
@@ -307,3 +309,28 @@ async def test_revision_0004_drops_clear_evidence_hashes_and_dead_letter_content
         row = await session.get(EvidenceFile, row_id)
         assert row is not None and row.sha256_sealed is None
         assert EvidenceRepository.custody_hash(row, data_key) == digest
+
+
+async def test_rotation_reseals_staff_names_and_drop_waits_for_them(
+    database: Database, tmp_path: Path, key_material: KeyMaterial
+) -> None:
+    from bot.cases.staff import set_staff_name, staff_name
+
+    path = tmp_path / "keys.json"
+    write_key_file(path, key_material, exclusive=True)
+    old = KeyRing(load_key_file(path))
+    async with database.sessionmaker.begin() as session:
+        user = await UserRepository(session, old).ensure(98, 98)
+        user.role = "lawyer"
+        set_staff_name(old, user, "Zarina Karimova")
+    new_primary = keys.add_primary_key(path)
+    ring = KeyRing(load_key_file(path))
+    with pytest.raises(KeyFileError, match="still protects"):
+        await keys.drop_key(path, old.primary_id, database.sessionmaker, ring)
+    await keys.rewrap_all(database.sessionmaker, ring)
+    await keys.drop_key(path, old.primary_id, database.sessionmaker, ring)
+    survivor = KeyRing(load_key_file(path))
+    assert survivor.kek_ids == (new_primary,)
+    async with database.sessionmaker() as session:
+        found = await UserRepository(session, survivor).by_telegram_id(98)
+        assert found is not None and staff_name(survivor, found) == "Zarina Karimova"

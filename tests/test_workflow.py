@@ -106,6 +106,13 @@ async def test_the_service_applies_the_same_transitions(
                         coordinator = await attach(session, people.coordinator)
                         moved = await cases.assign(coordinator, reference, lawyer.id)
                         assert (moved.status, moved.assignee_id) == ("assigned", lawyer.id)
+                elif target is Status.AWAITING_REPORTER:
+                    # Only a question makes a case wait: it opens the reporter's Reply button.
+                    with pytest.raises(WorkflowError):
+                        await cases.set_status(lawyer, reference, target)
+                    if (source, target) in ALLOWED:
+                        asked = await cases.ask_reporter(lawyer, reference, "Когда?")
+                        assert asked.status == target.value
                 elif (source, target) in ALLOWED:
                     moved = await cases.set_status(lawyer, reference, target)
                     assert moved.status == target.value

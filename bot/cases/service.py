@@ -22,6 +22,8 @@ from storage.references import normalise_reference
 from storage.repositories import CaseRepository, UserRepository
 
 MESSAGE_LIMIT = 3000
+#: The case event of a reporter's answer; a reporter is never stored as an actor.
+REPORTER_ANSWERED = "reporter_answered"
 
 
 class AccessDenied(Exception):
@@ -252,8 +254,9 @@ class CaseService:
         if target is Status.CLOSED:
             raise WorkflowError(N_("To close a case, choose an outcome."))
         case = await self.find(actor, reference, Action.CHANGE_STATUS)
-        if target is Status.ASSIGNED:
-            # Only assign()/take() make a case "assigned": they name the lawyer.
+        if target in (Status.ASSIGNED, Status.AWAITING_REPORTER):
+            # Only assign()/take() make a case "assigned": they name the lawyer; only
+            # a question makes it wait for the reporter: it opens the Reply button.
             raise WorkflowError(N_("This change of status is not possible now."))
         check_transition(case.status, target)
         await self._transition(actor, case, target)
@@ -335,12 +338,15 @@ class CaseService:
         return case
 
     async def record_reply(self, reporter: User, reference: str, text: str) -> Case:
-        """The reporter's answer to a lawyer's question, only on their own open case."""
+        """The reporter's answer to a lawyer's question, only on their own open case.
+
+        The reporter is never stored as an actor or author (no id): the message
+        kind, the event kind and the audit action say it was the reporter.
+        """
         case = await self.reply_case(reporter, reference)
-        await self._add_message(case, "reply", reporter, text)
-        if case.status == Status.AWAITING_REPORTER.value:
-            await self._transition(reporter, case, Status.IN_PROGRESS)
-        await self._audit(reporter, "reply_received", case)
+        await self._add_message(case, "reply", None, text)
+        await self._reporter_answered(case)
+        await self._audit(None, "reply_received", case)
         notice = Notice(
             NoticeKind.REPORTER_REPLIED, case.reference, text=text.strip()[:MESSAGE_LIMIT]
         )
@@ -355,14 +361,25 @@ class CaseService:
                 enqueue(self.session, self.keyring, coordinator, notice)
         return case
 
+    async def _reporter_answered(self, case: Case) -> None:
+        """The question has its answer: the case moves on, by the reporter (no id)."""
+        from_status = case.status
+        case.status = Status.IN_PROGRESS.value
+        self._event(case, None, REPORTER_ANSWERED, from_status=from_status, to_status=case.status)
+
     async def reply_case(self, reporter: User, reference: str) -> Case:
-        """The reporter's own open case, to reply to (text or a file)."""
+        """The reporter's own case while a staff question waits for its answer.
+
+        Only a question puts a case in "awaiting reporter" and the answer (one
+        text or one file) takes it out, so the Reply button works once per
+        question; a forged or stale press finds no waiting question.
+        """
         normal = normalise_reference(reference)
         case = await self.cases.by_reference(normal) if normal else None
         if (
             case is None
             or case.reporter_index != reporter.tg_index
-            or case.status == Status.CLOSED.value
+            or case.status != Status.AWAITING_REPORTER.value
             or case.shredded_at is not None
         ):
             raise AccessDenied
@@ -370,9 +387,8 @@ class CaseService:
 
     async def record_file_reply(self, reporter: User, case: Case) -> None:
         """The reporter sent a file in reply (already stored as evidence of ``case``)."""
-        if case.status == Status.AWAITING_REPORTER.value:
-            await self._transition(reporter, case, Status.IN_PROGRESS)
-        await self._audit(reporter, "evidence_received", case)
+        await self._reporter_answered(case)
+        await self._audit(None, "evidence_received", case)
         notice = Notice(NoticeKind.REPORTER_SENT_FILE, case.reference)
         lawyer = await self.session.get(User, case.assignee_id) if case.assignee_id else None
         if lawyer is not None and self.allowed(lawyer, Action.VIEW_CASE, case):

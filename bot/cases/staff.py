@@ -20,9 +20,10 @@ from bot.notifications import (
     withdraw_queued,
 )
 from storage import audit
+from storage.abuse_handles import open_handle
 from storage.crypto import FieldContext, KeyRing, Purpose
 from storage.models import Case, Invite, User, utcnow
-from storage.repositories import UserRepository
+from storage.repositories import CaseRepository, UserRepository
 from storage.roles import set_role, verified_role
 
 INVITE_LIFETIME = timedelta(hours=72)
@@ -146,11 +147,25 @@ async def ensure_coordinators(users: UserRepository, telegram_ids: frozenset[int
 async def ban_reporter(
     session: AsyncSession, keyring: KeyRing, coordinator: User, case: Case
 ) -> bool:
-    """Block the person behind a case (found through the blind index); staff cannot be."""
-    if case.reporter_index is None:
-        return False
-    found = await session.scalars(select(User).where(User.tg_index == case.reporter_index))
-    reporter = found.one_or_none()
+    """Block the person behind a case; staff cannot be.
+
+    The person is found through the case's blind index or, once the reporter
+    used /forget, through the case's sealed abuse handle (for its first few
+    days). A forgotten person gets a user row again, marked banned, so that
+    they meet the ban when they come back; it is not linked to the case.
+    """
+    users = UserRepository(session, keyring)
+    if case.reporter_index is not None:
+        reporter = await users.by_index(case.reporter_index)
+    else:
+        try:
+            data_key = await CaseRepository(session, keyring).data_key(case)
+        except LookupError:  # shredded
+            return False
+        sender = await open_handle(session, case.id, data_key)
+        if sender is None:
+            return False
+        reporter = await users.ensure_index(sender.tg_index, sender.chat_id)
     if reporter is None or verified_role(keyring, reporter) is not None:
         return False
     reporter.banned = True

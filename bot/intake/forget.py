@@ -4,7 +4,10 @@ Their sent cases stay with the lawyers but lose the blind index and the
 sealed chat id (the lawyer sees "reporter disconnected"); with the explicit
 second choice, cases no lawyer has taken yet are withdrawn and
 crypto-shredded. The reporter's own user row goes too, unless they are
-staff. Everything is audited without content.
+staff. One audit entry records the request, without a case or a person; each
+withdrawn case is audited as withdrawn. The abuse counters
+(``bot/intake/limits.py``) and the cases' sealed abuse handles stay until they
+expire, so that /forget resets no limit and /ban REF still works.
 """
 
 from __future__ import annotations
@@ -61,9 +64,11 @@ async def forget_reporter(
             continue
         case.reporter_index = None
         case.reporter_chat_sealed = None
-        session.add(CaseEvent(case_id=case.id, kind="reporter_disconnected"))
-        await audit.record(session, keyring, "reporter_forget", actor_id=None, case_id=case.id)
         disconnected += 1
+    # One entry for the whole request, naming neither the person nor their cases:
+    # entries per case, written within milliseconds, would tell which cases
+    # came from the same person.
+    await audit.record(session, keyring, "reporter_forget", actor_id=None)
     if user.role is None:
         await session.delete(user)
     await session.flush()

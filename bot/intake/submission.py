@@ -3,30 +3,25 @@
 from __future__ import annotations
 
 import logging
+import uuid
 from datetime import timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.stats import count_submission
 from bot.intake.flow import IntakeState, questionnaire_for
+from bot.intake.limits import DailyLimitReached, IntakePaused, admit_submission
 from bot.notifications import Notice, NoticeKind, coordinators, enqueue
 from bot.questionnaire import clear_hidden, drop_missing_evidence, evidence_ids, is_urgent
-from storage.crypto import DecryptionError, KeyRing
+from storage.abuse_handles import Sender, keep_handle
+from storage.crypto import DataKey, DecryptionError, KeyRing
 from storage.evidence import EvidenceRepository
 from storage.models import Case, User, utcnow
 from storage.repositories import CaseRepository
 
 log = logging.getLogger("intake.submission")
 
-DAILY_SUBMISSION_LIMIT = 3
-
-
-class DailyLimitReached(Exception):
-    """The reporter already sent the maximum number of reports in the last 24 hours."""
-
-
-class IntakePaused(Exception):
-    """More reports than ``intake_per_minute`` arrived in the last minute (a flood)."""
+__all__ = ["DailyLimitReached", "IntakePaused", "submit_report"]
 
 
 async def submit_report(
@@ -38,26 +33,28 @@ async def submit_report(
     reporter: User,
     reporter_chat_id: int,
     intake_per_minute: int = 0,
+    abuse_handle_days: int = 7,
 ) -> Case:
     """Store the case, count it for statistics (with consent) and queue the
     coordinators' notices, all in the caller's transaction.
 
-    ``intake_per_minute`` is the global circuit breaker (0 turns it off).
+    Raises ``DailyLimitReached`` or ``IntakePaused`` (``bot/intake/limits.py``;
+    ``intake_per_minute`` 0 turns the circuit breaker off) before anything is
+    stored. The case keeps a sealed abuse handle for ``abuse_handle_days``.
     """
     q = questionnaire_for(intake.draft.version)
-    recent = await cases.submissions_since(reporter.tg_index, utcnow() - timedelta(days=1))
-    if recent >= DAILY_SUBMISSION_LIMIT:
-        raise DailyLimitReached
-    if intake_per_minute and (
-        await cases.created_since(utcnow() - timedelta(minutes=1)) >= intake_per_minute
-    ):
-        raise IntakePaused
+    await admit_submission(session, keyring, reporter, intake_per_minute=intake_per_minute)
     answers = clear_hidden(q, intake.draft.answers)
     evidence = EvidenceRepository(session)
     if intake.case_id is not None:
         # A draft file may have expired meanwhile: its reference goes, not the report.
         answers = drop_missing_evidence(q, answers, await evidence.existing_ids(intake.case_id))
     urgent = is_urgent(q, answers)
+    # A draft's files are sealed under its future case id and key: keep them.
+    if intake.case_id is not None and intake.data_key is not None:
+        case_id, data_key = intake.case_id, intake.data_key
+    else:
+        case_id, data_key = uuid.uuid4(), DataKey.generate()
     case = await cases.create(
         answers=answers,
         urgent=urgent,
@@ -66,8 +63,15 @@ async def submit_report(
         contact_consent=intake.consent.contact,
         reporter_index=reporter.tg_index,
         reporter_chat_id=reporter_chat_id,
-        case_id=intake.case_id if intake.data_key is not None else None,
-        data_key=intake.data_key if intake.case_id is not None else None,
+        case_id=case_id,
+        data_key=data_key,
+    )
+    keep_handle(
+        session,
+        case.id,
+        data_key,
+        Sender(reporter.tg_index, reporter_chat_id),
+        expires_at=utcnow() + timedelta(days=abuse_handle_days),
     )
     if case.stats_consent:
         try:

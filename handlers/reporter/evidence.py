@@ -32,12 +32,13 @@ from bot.evidence import (
     refusal,
 )
 from bot.intake.flow import Phase, add_evidence, current_question
+from bot.intake.limits import evidence_used_today, take_evidence_bytes
 from bot.questionnaire import QuestionType
 from handlers.reporter.conversation import Intake, load, save, show_current
 from handlers.reporter.render import wrong_kind_text
-from storage.crypto import DataKey
+from storage.crypto import DataKey, KeyRing
 from storage.evidence import EvidenceRepository
-from storage.models import EvidenceFile, utcnow
+from storage.models import EvidenceFile, User, utcnow
 
 log = logging.getLogger("intake.evidence")
 
@@ -79,7 +80,10 @@ def incoming_of(message: Message) -> Incoming | None:
 
 
 def limits_of(settings: Settings) -> Limits:
-    return Limits(max_file_bytes=settings.max_download_bytes)
+    return Limits(
+        max_file_bytes=settings.max_download_bytes,
+        max_sender_bytes_per_day=settings.evidence_bytes_per_day,
+    )
 
 
 def refusal_text(reason: Refusal, limits: Limits) -> str:
@@ -92,6 +96,8 @@ async def receive(
     settings: Settings,
     incoming: Incoming,
     *,
+    sender: User,
+    keyring: KeyRing,
     case_id: uuid.UUID,
     data_key: DataKey,
     submitted: bool,
@@ -100,7 +106,15 @@ async def receive(
     limits = limits_of(settings)
     repository = EvidenceRepository(session)
     files_so_far, bytes_so_far = await repository.usage(case_id)
-    refused = refusal(incoming, limits, files_so_far=files_so_far, bytes_so_far=bytes_so_far)
+    per_day = limits.max_sender_bytes_per_day
+    today = await evidence_used_today(session, keyring, sender, per_day)
+    refused = refusal(
+        incoming,
+        limits,
+        files_so_far=files_so_far,
+        bytes_so_far=bytes_so_far,
+        sender_bytes_today=today,
+    )
     if refused is not None:
         return refused
     buffer = io.BytesIO()
@@ -111,9 +125,13 @@ async def receive(
         log.warning("evidence download refused: %s", type(exc).__name__)
         return Refusal.TOO_BIG
     data = buffer.getvalue()
-    refused = check_length(len(data), limits, bytes_so_far=bytes_so_far)
+    refused = check_length(len(data), limits, bytes_so_far=bytes_so_far, sender_bytes_today=today)
     if refused is not None:
         return refused
+    # Counted atomically: a file received meanwhile in another update may have
+    # taken the rest of the day's allowance.
+    if not await take_evidence_bytes(session, keyring, sender, len(data), per_day):
+        return Refusal.SENDER_FULL
     expires = None if submitted else utcnow() + timedelta(hours=settings.draft_ttl_hours)
     meta = EvidenceMeta.of(incoming, len(data)).to_bytes()
     row = await repository.store(
@@ -125,7 +143,13 @@ async def receive(
 
 
 async def file_answer(
-    message: Message, state: FSMContext, bot: Bot, settings: Settings, session: AsyncSession
+    message: Message,
+    state: FSMContext,
+    bot: Bot,
+    settings: Settings,
+    session: AsyncSession,
+    keyring: KeyRing,
+    user: User,
 ) -> None:
     intake = await load(state)
     intake.track(message.message_id)
@@ -142,7 +166,15 @@ async def file_answer(
         return
     case_id, data_key = intake.case_key()
     result = await receive(
-        bot, session, settings, incoming, case_id=case_id, data_key=data_key, submitted=False
+        bot,
+        session,
+        settings,
+        incoming,
+        sender=user,
+        keyring=keyring,
+        case_id=case_id,
+        data_key=data_key,
+        submitted=False,
     )
     if isinstance(result, Refusal):
         # What was answered before stays; the refused file is not stored anywhere.

@@ -333,6 +333,8 @@ async def sent_file(
         case_service.session,
         settings,
         incoming,
+        sender=user,
+        keyring=case_service.keyring,
         case_id=case.id,
         data_key=data_key,
         submitted=False,

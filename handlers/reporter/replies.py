@@ -19,6 +19,7 @@ from bot.evidence import Refusal
 from bot.notifications import REPLY_CALLBACK_PREFIX
 from handlers.reporter.conversation import wipe
 from handlers.reporter.evidence import incoming_of, limits_of, receive, refusal_text
+from storage.crypto import KeyRing
 from storage.models import User
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ async def file_reply(
     user: User,
     case_service: CaseService,
     session: AsyncSession,
+    keyring: KeyRing,
     bot: Bot,
     settings: Settings,
     background: BackgroundTasks,
@@ -112,7 +114,15 @@ async def file_reply(
         await message.answer(refusal_text(Refusal.TYPE, limits_of(settings)))
         return
     result = await receive(
-        bot, session, settings, incoming, case_id=case.id, data_key=data_key, submitted=True
+        bot,
+        session,
+        settings,
+        incoming,
+        sender=user,
+        keyring=keyring,
+        case_id=case.id,
+        data_key=data_key,
+        submitted=True,
     )
     if isinstance(result, Refusal):
         await message.answer(refusal_text(result, limits_of(settings)))

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config import Settings
 from bot.intake.flow import Phase, edit_from_review, go_back
-from bot.intake.submission import DailyLimitReached, IntakePaused, submit_report
+from bot.intake.limits import DailyLimitReached, IntakePaused
+from bot.intake.submission import submit_report
 from bot.questionnaire import Stage
 from handlers.reporter.callbacks import EditAnswer, FlowAction
 from handlers.reporter.conversation import Intake, load, show_current, wipe
@@ -84,6 +85,7 @@ async def submit(
             reporter=user,
             reporter_chat_id=chat_id,
             intake_per_minute=settings.intake_per_minute,
+            abuse_handle_days=settings.abuse_handle_days,
         )
     except IntakePaused:
         await query.answer(

@@ -174,7 +174,10 @@ async def audit_command(
     await session.commit()
     lines = [_("Audit trail of {reference}:").format(reference=case.reference)]
     for entry in entries:
-        who = names.get(entry.actor_id, "—") if entry.actor_id else "—"
+        if entry.action in audit.REPORTER_ACTIONS:
+            who = _("reporter")  # stored without an id, by the kind of actor only
+        else:
+            who = names.get(entry.actor_id, "—") if entry.actor_id else "—"
         lines.append(f"{entry.at:%d.%m.%Y %H:%M} · {who} · {audit_action(entry.action, _)}")
     await message.answer("\n".join(lines)[:4000])
 

@@ -203,9 +203,8 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
     assert t("closed", "ru") in status_text
 
     # Every step of the workflow is an event with its actor and time.
-    reporter_row = await db_user(sandbox, REPORTER_ID)
     coordinator_row = await db_user(sandbox, COORDINATOR_ID)
-    assert reporter_row is not None and coordinator_row is not None
+    assert coordinator_row is not None
     async with sandbox.sessionmaker() as session:
         events = (
             await session.scalars(
@@ -218,7 +217,8 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
     ] == [
         ("assign", coordinator_row.id, "new", "assigned", None),
         ("status", lawyer_row.id, "assigned", "awaiting_reporter", None),
-        ("status", reporter_row.id, "awaiting_reporter", "in_progress", None),
+        # The reporter's answer: by the kind of actor only, never their id.
+        ("reporter_answered", None, "awaiting_reporter", "in_progress", None),
         ("status", lawyer_row.id, "in_progress", "closed", "representation"),
     ]
     times = [event.at for event in events]
@@ -235,7 +235,6 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
         (LAWYER_NAME, "case_view"),
         (LAWYER_NAME, "status_change"),
         (LAWYER_NAME, "question_ask"),
-        (someone, "status_change"),
         (someone, "reply_received"),
         (LAWYER_NAME, "status_change"),
     ]

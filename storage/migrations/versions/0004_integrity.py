@@ -1,7 +1,7 @@
 """integrity: role MACs, no content in dead letters, no evidence hash in clear
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 
 ``users.role_mac`` binds each staff role to its user under a key from the key
 file. The roles held before are given their MAC once, by the bot at its next
@@ -26,7 +26,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0002"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
