@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     # Telegram's Bot API lets bots download files up to 20 MB (more only with a
     # self-hosted Bot API server); evidence larger than this is refused.
     max_download_mb: int = Field(default=20, ge=1, le=2000)
+    # Staff PIN lock (issue 13): how long an unlock lasts after the last staff
+    # action, and how long a message with case content stays in a staff chat
+    # (Telegram lets a bot delete its messages for 48 hours only).
+    staff_unlock_minutes: int = Field(default=15, ge=1, le=24 * 60)
+    staff_view_ttl_minutes: int = Field(default=30, ge=1, le=47 * 60)
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from aiogram import Bot, Dispatcher
@@ -20,10 +21,12 @@ from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.logs import UpdateLogMiddleware
 from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
+from bot.staff_lock.pin import PinHasher
 from handlers import build_root_router
 from handlers.common.errors import on_error
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
+from storage.models import utcnow
 
 
 class BotApiSession(AiohttpSession):
@@ -86,7 +89,10 @@ def create_dispatcher(
     *,
     i18n: CatalogueI18n | None = None,
     outbox_policy: OutboxPolicy | None = None,
+    pin_hasher: PinHasher | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Dispatcher:
+    """``pin_hasher`` and ``clock`` are for tests (a cheaper scrypt, a clock they move)."""
     storage = EncryptedFSMStorage(
         sessionmaker, keyring, ttl=timedelta(seconds=settings.draft_ttl_seconds)
     )
@@ -113,7 +119,9 @@ def create_dispatcher(
     UserLanguageMiddleware(i18n).setup(dispatcher)
     dispatcher.errors.register(on_error)
 
-    background = BackgroundTasks(settings, sessionmaker, keyring, i18n, storage, outbox_policy)
+    background = BackgroundTasks(
+        settings, sessionmaker, keyring, i18n, storage, outbox_policy, clock=clock
+    )
     dispatcher.startup.register(background.on_startup)
     dispatcher.startup.register(freeze_startup_objects)
     dispatcher.shutdown.register(background.on_shutdown)
@@ -125,5 +133,7 @@ def create_dispatcher(
     dispatcher["keyring"] = keyring
     dispatcher["sessionmaker"] = sessionmaker
     dispatcher["fsm_storage"] = storage
+    dispatcher["pin_hasher"] = pin_hasher or PinHasher()
+    dispatcher["staff_clock"] = clock
     dispatcher.include_router(build_root_router())
     return dispatcher

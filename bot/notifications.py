@@ -39,6 +39,10 @@ class NoticeKind(StrEnum):
     CASE_CLOSED = "case_closed"  # to the reporter
     JOINED_AS_LAWYER = "joined"  # to coordinators
     RETENTION_WARNING = "retention"  # to the lawyer
+    REPLIED_WHILE_LOCKED = "replied_locked"  # to a locked lawyer: no content
+    STAFF_LOCKED_OUT = "staff_locked_out"  # to coordinators, by staff name
+    STAFF_SUSPENDED = "staff_suspended"  # to coordinators, by staff name
+    STAFF_DURESS = "staff_duress"  # to coordinators, by staff name
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +96,24 @@ _TEMPLATES: dict[NoticeKind, str] = {
         "Case {reference} will be deleted for good in 7 days, as the retention period "
         "ends. To keep it longer, send: /extend {reference} and the reason."
     ),
+    NoticeKind.REPLIED_WHILE_LOCKED: N_("A reporter replied on {reference}. Unlock to read it."),
+    NoticeKind.STAFF_LOCKED_OUT: N_(
+        "{text} entered a wrong PIN 5 times and is locked out for 15 minutes."
+    ),
+    NoticeKind.STAFF_SUSPENDED: N_(
+        "{text} entered a wrong PIN 10 times; their access is suspended. "
+        "Once you know it was them, restore it in /staff."
+    ),
+    NoticeKind.STAFF_DURESS: N_(
+        "{text} entered their duress PIN: they may be forced to open the bot. Their "
+        "access is suspended and their case views are wiped. Restore it in /staff "
+        "once they are safe."
+    ),
 }
+
+#: Notices that carry case content; a staff member whose lock is closed gets
+#: the content-free variant instead, and a sent one is deleted like a case view.
+CASE_CONTENT_NOTICES = {NoticeKind.REPORTER_REPLIED: NoticeKind.REPLIED_WHILE_LOCKED}
 
 URGENT_NEW_CASE = N_("URGENT: new case {reference}. Open it with /case {reference}")
 

@@ -7,13 +7,13 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.notifications import Notice, NoticeKind, Role, coordinators, enqueue
 from storage import audit
 from storage.crypto import FieldContext, KeyRing, Purpose
-from storage.models import Case, Invite, User, utcnow
+from storage.models import Case, Invite, StaffPin, User, utcnow
 from storage.repositories import UserRepository
 
 INVITE_LIFETIME = timedelta(hours=72)
@@ -102,6 +102,8 @@ async def revoke(
     if target is None or target.role is None or target.id == coordinator.id:
         return None
     target.role = None
+    # Their PIN goes with the role: rejoining starts from a new one.
+    await session.execute(delete(StaffPin).where(StaffPin.user_id == target.id))
     await audit.record(
         session, keyring, "role_revoke", actor_id=coordinator.id, subject_id=target.id
     )
