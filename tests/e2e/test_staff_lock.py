@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from bot.cases.staff import staff_name
 from bot.logs import configure_logging
 from bot.notifications import Notice, NoticeKind
+from bot.staff_lock.lock import Result
 from bot.staff_lock.pin import PRODUCTION_N
 from devkit.emulator import SimulatedUser
 from devkit.sandbox import Sandbox
@@ -159,11 +160,11 @@ async def test_a_new_lawyer_chooses_a_pin_before_the_first_case_and_the_pin_leav
     assert lawyer.last_text() == said(gate.CHOOSE)
     assert not [m for m in lawyer.bot_messages() if reference in (m.body or "")]
 
-    assert await enter(lawyer, "12345") == said(gate.RESULT_TEXT[gate.Result.INVALID])
-    assert await enter(lawyer, PIN) == said(gate.RESULT_TEXT[gate.Result.REPEAT_IT])
-    assert await enter(lawyer, "111111") == said(gate.RESULT_TEXT[gate.Result.MISMATCH])
-    assert await enter(lawyer, PIN) == said(gate.RESULT_TEXT[gate.Result.REPEAT_IT])
-    assert await enter(lawyer, PIN) == said(gate.RESULT_TEXT[gate.Result.PIN_SET], minutes=30)
+    assert await enter(lawyer, "12345") == said(gate.RESULT_TEXT[Result.INVALID])
+    assert await enter(lawyer, PIN) == said(gate.RESULT_TEXT[Result.REPEAT_IT])
+    assert await enter(lawyer, "111111") == said(gate.RESULT_TEXT[Result.MISMATCH])
+    assert await enter(lawyer, PIN) == said(gate.RESULT_TEXT[Result.REPEAT_IT])
+    assert await enter(lawyer, PIN) == said(gate.RESULT_TEXT[Result.PIN_SET], minutes=30)
 
     # Every message that held a PIN (or an attempt at one) is gone from the chat.
     typed = [m for m in lawyer._chat.messages.values() if not m.from_bot and m.text]
@@ -209,7 +210,7 @@ async def test_the_lock_engages_after_the_idle_time_and_the_pin_opens_it(
     await lawyer.press(reference, message_id=lawyer_messages[0].message_id)
     assert lawyer.answered_callbacks()[-1].text == said(gate.ENTER)
 
-    assert await enter(lawyer, "000000") == said(gate.RESULT_TEXT[gate.Result.WRONG])
+    assert await enter(lawyer, "000000") == said(gate.RESULT_TEXT[Result.WRONG])
     assert await enter(lawyer, box_pin()) == said(gate.UNLOCKED)
     await lawyer.send_command("/mine")
     assert reference in (lawyer.last_text() or "")
@@ -234,7 +235,7 @@ async def test_wrong_pins_lock_out_then_suspend_and_coordinators_are_told_by_nam
     name = staff_name(box.keyring, lawyer_row)
 
     for _attempt in range(4):
-        assert await enter(lawyer, "999999") == said(gate.RESULT_TEXT[gate.Result.WRONG])
+        assert await enter(lawyer, "999999") == said(gate.RESULT_TEXT[Result.WRONG])
     assert await enter(lawyer, "999999") == said(gate.LOCKED_OUT)
     told = notice_text(Notice(NoticeKind.STAFF_LOCKED_OUT, text=name), LANG)
     await wait_for_text(box, coordinator, told)
@@ -246,7 +247,7 @@ async def test_wrong_pins_lock_out_then_suspend_and_coordinators_are_told_by_nam
 
     clock.advance(16)
     for _attempt in range(4):
-        assert await enter(lawyer, "999999") == said(gate.RESULT_TEXT[gate.Result.WRONG])
+        assert await enter(lawyer, "999999") == said(gate.RESULT_TEXT[Result.WRONG])
     assert await enter(lawyer, "999999") == said(gate.SUSPENDED)
     await wait_for_text(
         box, coordinator, notice_text(Notice(NoticeKind.STAFF_SUSPENDED, text=name), LANG)
@@ -281,10 +282,10 @@ async def test_the_duress_pin_looks_like_an_unlock_shows_nothing_and_suspends(
     reference, lawyer_row = await assigned_case(box, coordinator, lawyer, REPORTER_ID)
     await lawyer.send_command("/pin", "duress")
     assert lawyer.last_text() == said("Enter your current PIN.")
-    assert await enter(lawyer, box_pin()) == said(gate.RESULT_TEXT[gate.Result.CHOOSE_DURESS])
-    assert await enter(lawyer, box_pin()) == said(gate.RESULT_TEXT[gate.Result.CLASH])
-    assert await enter(lawyer, DURESS) == said(gate.RESULT_TEXT[gate.Result.REPEAT_IT])
-    assert await enter(lawyer, DURESS) == said(gate.RESULT_TEXT[gate.Result.DURESS_SET])
+    assert await enter(lawyer, box_pin()) == said(gate.RESULT_TEXT[Result.CHOOSE_DURESS])
+    assert await enter(lawyer, box_pin()) == said(gate.RESULT_TEXT[Result.CLASH])
+    assert await enter(lawyer, DURESS) == said(gate.RESULT_TEXT[Result.REPEAT_IT])
+    assert await enter(lawyer, DURESS) == said(gate.RESULT_TEXT[Result.DURESS_SET])
     assert DURESS not in visible_text(lawyer)
 
     await lawyer.send_command("/mine")
@@ -413,5 +414,5 @@ def test_production_pins_cost_at_least_2_15() -> None:
     from bot.staff_lock.pin import PinHasher
 
     assert PinHasher().n >= 2**15 == PRODUCTION_N
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="at least"):
         PinHasher(2**14)
