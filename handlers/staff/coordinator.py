@@ -65,7 +65,8 @@ async def staff_command(
     for member in members:
         label = staff_label(member.user, member.name, _)
         suspended = await suspended_reason(session, member.user.id)
-        lines.append(f"• {label}" + (f" · {_('suspended')}" if suspended else ""))
+        mark = " · " + _("access suspended") if suspended else ""
+        lines.append(f"• {label}{mark}")
         if suspended:
             restore_text = _("Restore {name}").format(name=member.name)
             rows.append([_pin_button(restore_text, member.user, "restore")])
