@@ -112,6 +112,7 @@ Intake bot demo: the real bot on an emulated Telegram, right here. Nothing leave
   /as coordinator  play the coordinator (id 1): /queue, /case REF, /assign REF, /stats, /staff, ...
   /as lawyer       play the lawyer (id 2, invited at start): /queue, /mine, /case REF, ...
   /as reporter     back to the reporter; /as alone shows whom you play (the bot never sees /as)
+  /lock            (staff) lock the bot: case messages vanish; send the staff PIN 246810 to unlock
   /file PATH [caption]  send a file from disk: .jpg/.png/... as a photo, .ogg/.opus as a voice
                    message, the rest as a document; /file --as-document PATH: a photo "as a file"
   /save DIR        write the files the bot sent to the person you play into DIR
@@ -127,6 +128,15 @@ TG: Намоиши бот: матн нависед — он фиристода �
 бо 🗑 нишон дода мешаванд. Ҳангоми баромадан ҳама чиз нест карда мешавад."""
 
 Buttons = tuple[tuple[str, ...], ...]
+
+#: The staff PIN the demo's coordinator and lawyer choose at start (issue 13).
+DEMO_PIN = "246810"
+
+
+async def _choose_pin(user: SimulatedUser) -> None:
+    """Choose the staff PIN the real way: the bot asks for it, it is sent twice."""
+    for _ in range(2):
+        await user.send_text(DEMO_PIN)
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +326,7 @@ class DemoSession:
         )
         problem = ""
         try:
+            await _choose_pin(coordinator)
             first_new = coordinator.chat.next_message_id
             await coordinator.send_command("/invite")
             answers = [
@@ -328,6 +339,7 @@ class DemoSession:
                 problem = "the coordinator's /invite gave no link"
             else:
                 await lawyer.send_command("/start", found.group(1))
+                await _choose_pin(lawyer)
                 await self._wait_for_outbox()
                 if not await self._has_lawyer():
                     problem = "the invitation link did not make them a lawyer"
@@ -340,7 +352,10 @@ class DemoSession:
         for view in self._views.values():
             if view.role != REPORTER:
                 self._sync(view)
-        return f"(demo) lawyer (id {self.lawyer_id}) joined the staff through an /invite link"
+        return (
+            f"(demo) lawyer (id {self.lawyer_id}) joined the staff through an /invite link; "
+            f"both staff chose the PIN {DEMO_PIN} (/lock locks, the PIN unlocks)"
+        )
 
     async def _has_lawyer(self) -> bool:
         query = select(func.count()).select_from(User).where(User.role == Role.LAWYER.value)
