@@ -57,12 +57,18 @@ async def _deny(target: Message | CallbackQuery) -> None:
 
 
 async def queue_command(
-    message: Message, command: CommandObject, user: User, case_service: CaseService
+    message: Message,
+    command: CommandObject,
+    user: User,
+    case_service: CaseService,
+    case_views: CaseViews,
 ) -> None:
     mine = command.command == "mine"
     page = await case_service.queue(user, mine=mine, page=0)
     text, markup = queue_screen(page, mine, _)
-    await message.answer(text, reply_markup=markup)
+    sent = await message.answer(text, reply_markup=markup)
+    if page.items:  # region and agency of each case: content, so it leaves like a case view
+        case_views.record(sent.message_id)
 
 
 async def queue_nav(
