@@ -112,7 +112,7 @@ Intake bot demo: the real bot on an emulated Telegram, right here. Nothing leave
   /as coordinator  play the coordinator (id 1): /queue, /case REF, /assign REF, /stats, /staff, ...
   /as lawyer       play the lawyer (id 2, invited at start): /queue, /mine, /case REF, ...
   /as reporter     back to the reporter; /as alone shows whom you play (the bot never sees /as)
-  /lock            (staff) lock the bot: case messages vanish; send the staff PIN 246810 to unlock
+  /lock            (staff) lock the bot: case messages vanish; type \\246810 (the PIN) to unlock
   /file PATH [caption]  send a file from disk: .jpg/.png/... as a photo, .ogg/.opus as a voice
                    message, the rest as a document; /file --as-document PATH: a photo "as a file"
   /save DIR        write the files the bot sent to the person you play into DIR
@@ -354,7 +354,7 @@ class DemoSession:
                 self._sync(view)
         return (
             f"(demo) lawyer (id {self.lawyer_id}) joined the staff through an /invite link; "
-            f"both staff chose the PIN {DEMO_PIN} (/lock locks, the PIN unlocks)"
+            f"both staff chose the PIN {DEMO_PIN} (/lock locks, \\{DEMO_PIN} unlocks)"
         )
 
     async def _has_lawyer(self) -> bool:

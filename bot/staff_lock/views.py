@@ -16,7 +16,7 @@ import logging
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -123,7 +123,3 @@ async def wipe_due(
     if total:
         log.info("staff views: %d messages deleted", total)
     return total
-
-
-def due_after(now: datetime, ttl_minutes: int) -> datetime:
-    return now + timedelta(minutes=ttl_minutes)

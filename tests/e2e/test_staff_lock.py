@@ -23,11 +23,13 @@ from bot.notifications import Notice, NoticeKind
 from bot.staff_lock.lock import Result
 from bot.staff_lock.pin import PRODUCTION_N
 from devkit.emulator import SimulatedUser
-from devkit.sandbox import Sandbox
+from devkit.sandbox import SANDBOX_PIN, Sandbox
 from devkit.scripted_reporter import t
 from handlers.staff import gate
+from handlers.staff.render import staff_label
 from storage.crypto import KeyRing
 from storage.models import StaffPin, StaffView, utcnow
+from storage.repositories import CaseRepository
 from tests.canary import new_canary
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID, TEST_PIN_HASHER
@@ -39,6 +41,7 @@ from tests.e2e.staff_helpers import (
     lawyer_asks,
     notice_text,
     seed_case,
+    tr,
     wait_for_text,
 )
 
@@ -211,15 +214,9 @@ async def test_the_lock_engages_after_the_idle_time_and_the_pin_opens_it(
     assert lawyer.answered_callbacks()[-1].text == said(gate.ENTER)
 
     assert await enter(lawyer, "000000") == said(gate.RESULT_TEXT[Result.WRONG])
-    assert await enter(lawyer, box_pin()) == said(gate.UNLOCKED)
+    assert await enter(lawyer, SANDBOX_PIN) == said(gate.UNLOCKED)
     await lawyer.send_command("/mine")
     assert reference in (lawyer.last_text() or "")
-
-
-def box_pin() -> str:
-    from devkit.sandbox import SANDBOX_PIN
-
-    return SANDBOX_PIN
 
 
 async def test_wrong_pins_lock_out_then_suspend_and_coordinators_are_told_by_name(
@@ -241,7 +238,7 @@ async def test_wrong_pins_lock_out_then_suspend_and_coordinators_are_told_by_nam
     await wait_for_text(box, coordinator, told)
     assert str(LAWYER_ID) not in told and "nodira_law" in told
     # Locked out: even the right PIN does nothing for 15 minutes.
-    assert await enter(lawyer, box_pin()) == said(gate.LOCKED_OUT)
+    assert await enter(lawyer, SANDBOX_PIN) == said(gate.LOCKED_OUT)
     await lawyer.send_command("/case", reference)
     assert lawyer.last_text() == said(gate.LOCKED_OUT)
 
@@ -252,18 +249,18 @@ async def test_wrong_pins_lock_out_then_suspend_and_coordinators_are_told_by_nam
     await wait_for_text(
         box, coordinator, notice_text(Notice(NoticeKind.STAFF_SUSPENDED, text=name), LANG)
     )
-    assert await enter(lawyer, box_pin()) == said(gate.SUSPENDED)
+    assert await enter(lawyer, SANDBOX_PIN) == said(gate.SUSPENDED)
     await lawyer.send_command("/mine")
     assert lawyer.last_text() == said(gate.SUSPENDED)
 
     # A coordinator restores the role from /staff; the right PIN works again.
     await coordinator.send_command("/staff")
     assert coordinator.last_text() == said(gate.ENTER)  # their lock too is past its time
-    assert await enter(coordinator, box_pin()) == said(gate.UNLOCKED)
+    assert await enter(coordinator, SANDBOX_PIN) == said(gate.UNLOCKED)
     await coordinator.send_command("/staff")
     await coordinator.press(said("Restore {name}", name=name))
     assert coordinator.last_text() == said("{name} has access again.", name=name)
-    assert await enter(lawyer, box_pin()) == said(gate.UNLOCKED)
+    assert await enter(lawyer, SANDBOX_PIN) == said(gate.UNLOCKED)
     await lawyer.send_command("/mine")
     assert reference in (lawyer.last_text() or "")
 
@@ -282,8 +279,8 @@ async def test_the_duress_pin_looks_like_an_unlock_shows_nothing_and_suspends(
     reference, lawyer_row = await assigned_case(box, coordinator, lawyer, REPORTER_ID)
     await lawyer.send_command("/pin", "duress")
     assert lawyer.last_text() == said("Enter your current PIN.")
-    assert await enter(lawyer, box_pin()) == said(gate.RESULT_TEXT[Result.CHOOSE_DURESS])
-    assert await enter(lawyer, box_pin()) == said(gate.RESULT_TEXT[Result.CLASH])
+    assert await enter(lawyer, SANDBOX_PIN) == said(gate.RESULT_TEXT[Result.CHOOSE_DURESS])
+    assert await enter(lawyer, SANDBOX_PIN) == said(gate.RESULT_TEXT[Result.CLASH])
     assert await enter(lawyer, DURESS) == said(gate.RESULT_TEXT[Result.REPEAT_IT])
     assert await enter(lawyer, DURESS) == said(gate.RESULT_TEXT[Result.DURESS_SET])
     assert DURESS not in visible_text(lawyer)
@@ -342,7 +339,7 @@ async def test_case_views_disappear_after_their_time_and_at_lock(
     assert await views_of(box, LAWYER_ID) == 0
 
     # Left idle past the lock, the sweeper takes them without waiting for 30 minutes.
-    await enter(lawyer, box_pin())
+    await enter(lawyer, SANDBOX_PIN)
     shown = await open_case(lawyer, reference, secret)
     clock.advance(16)
     assert await sweep(box) >= len(shown)
@@ -350,8 +347,6 @@ async def test_case_views_disappear_after_their_time_and_at_lock(
 
 
 async def _account_of(sandbox: Sandbox, reference: str) -> str:
-    from storage.repositories import CaseRepository
-
     async with sandbox.sessionmaker() as session:
         cases = CaseRepository(session, sandbox.keyring)
         case = await cases.by_reference(reference)
@@ -366,9 +361,6 @@ async def test_revoke_wipes_the_revoked_persons_chat(box: Sandbox) -> None:
     reference, lawyer_row = await assigned_case(box, coordinator, lawyer, REPORTER_ID)
     secret = await _account_of(box, reference)
     shown = await open_case(lawyer, reference, secret)
-
-    from handlers.staff.render import staff_label
-    from tests.e2e.staff_helpers import tr
 
     await coordinator.send_command("/revoke")
     await coordinator.press(staff_label(lawyer_row, "Nodira @nodira_law", tr(LANG)))
@@ -397,7 +389,7 @@ async def test_a_locked_lawyer_is_told_of_a_reply_without_its_content(
     assert answer not in "".join(str(call.params) for call in box.server.calls)
 
     # Unlocked, the next reply arrives with its text, and leaves like a case view.
-    await enter(lawyer, box_pin())
+    await enter(lawyer, SANDBOX_PIN)
     await lawyer_asks(box, lawyer_row, reporter, reference)
     second = new_canary("Answer")
     await reporter.press(t("Reply", "ru"))
