@@ -19,12 +19,12 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from aiogram import Bot
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from sqlalchemy import delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from storage.crypto import KeyRing
-from storage.models import StaffPin, StaffView, User
+from storage.models import StaffPin, StaffView, User, utcnow
 from storage.repositories import UserRepository
 
 log = logging.getLogger("intake.staff_views")
@@ -76,13 +76,22 @@ async def claim_due(session: AsyncSession, now: datetime) -> list[tuple[uuid.UUI
     return [(user_id, int(message_id)) for user_id, message_id in result.all()]
 
 
-async def delete_from_chat(bot: Bot, chat_id: int, message_ids: Sequence[int]) -> None:
-    """Delete what the bot still can; what is gone already or too old is not an error."""
+async def delete_from_chat(bot: Bot, chat_id: int, message_ids: Sequence[int]) -> list[int]:
+    """Delete what the bot still can; returns the ids to try again (Telegram unreachable).
+
+    What is gone already or too old (a 400 from Telegram) is not tried again.
+    """
+    retry: list[int] = []
     for start in range(0, len(message_ids), DELETE_BATCH):
+        batch = list(message_ids[start : start + DELETE_BATCH])
         try:
-            await bot.delete_messages(chat_id, list(message_ids[start : start + DELETE_BATCH]))
-        except TelegramAPIError as exc:
+            await bot.delete_messages(chat_id, batch)
+        except TelegramBadRequest as exc:
             log.warning("could not delete staff views: %s", type(exc).__name__)
+        except (TelegramAPIError, OSError, TimeoutError) as exc:
+            log.warning("staff views left for the next pass: %s", type(exc).__name__)
+            retry.extend(batch)
+    return retry
 
 
 async def wipe_user(
@@ -93,7 +102,12 @@ async def wipe_user(
     if commit:
         await session.commit()
     if message_ids:
-        await delete_from_chat(bot, UserRepository(session, keyring).chat_id(user), message_ids)
+        chat_id = UserRepository(session, keyring).chat_id(user)
+        retry = await delete_from_chat(bot, chat_id, message_ids)
+        if retry:  # the sweeper takes them at its next pass
+            record_view(session, user.id, retry, utcnow())
+            if commit:
+                await session.commit()
     return len(message_ids)
 
 
@@ -114,9 +128,15 @@ async def wipe_due(
                 user = await session.get(User, user_id)
                 if user is not None:
                     chats[user_id] = users.chat_id(user)
+        retry: dict[uuid.UUID, list[int]] = {}
         for user_id, message_ids in by_user.items():
             if user_id in chats:
-                await delete_from_chat(bot, chats[user_id], message_ids)
+                retry[user_id] = await delete_from_chat(bot, chats[user_id], message_ids)
+        if any(retry.values()):
+            async with sessionmaker.begin() as session:
+                for user_id, message_ids in retry.items():
+                    record_view(session, user_id, message_ids, now)
+            break  # Telegram is unreachable: the next pass tries again
         total += len(claimed)
         if len(claimed) < CLAIM_BATCH:
             break
