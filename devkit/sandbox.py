@@ -148,7 +148,7 @@ class Sandbox:
                 timedelta(minutes=self.settings().staff_unlock_minutes),
             )
             row = await lock.row(user)
-            row.pin_hash = await self.pin_hasher.derive(pin, row.salt, row.scrypt_n)
+            row.pin_hash = await lock.hash_pin(row, pin)
             row.stage = None
             row.unlocked_until = self.clock() + lock.unlock_for
 

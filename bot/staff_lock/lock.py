@@ -220,7 +220,17 @@ class StaffLock:
         return Result.WRONG
 
     async def _hash(self, pin: StaffPin, digits: str) -> bytes:
-        return await self.hasher.derive(digits, pin.salt, pin.scrypt_n)
+        return await self.hash_pin(pin, digits)
+
+    async def hash_pin(self, pin: StaffPin, digits: str) -> bytes:
+        """scrypt of the PIN, peppered with the key file's blind-index key.
+
+        Without the pepper a copy of the database alone would give up every PIN
+        to an offline search (a million candidates), and people reuse PINs as
+        phone passcodes; with it, the search needs the key file as well.
+        """
+        peppered = self.keyring.blind_index("staff-pin", digits).hex()
+        return await self.hasher.derive(peppered, pin.salt, pin.scrypt_n)
 
     async def _tell_coordinators(self, user: User, kind: NoticeKind) -> None:
         # By staff name only: a notice never carries a Telegram id.

@@ -30,7 +30,7 @@ from handlers.staff.render import staff_label
 from storage.crypto import KeyRing
 from storage.models import StaffPin, StaffView, utcnow
 from storage.repositories import CaseRepository
-from tests.canary import new_canary
+from tests.canary import new_canary, raw_database_bytes, scan
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID, TEST_PIN_HASHER
 from tests.e2e.staff_helpers import (
@@ -148,7 +148,7 @@ def gone(user: SimulatedUser, message_ids: list[int]) -> bool:
 
 
 async def test_a_new_lawyer_chooses_a_pin_before_the_first_case_and_the_pin_leaves_the_chat(
-    box: Sandbox, captured_logs: io.StringIO
+    box: Sandbox, captured_logs: io.StringIO, database: Database
 ) -> None:
     coordinator = box.user(COORDINATOR_ID, first_name="Coordinator")
     lawyer = box.user(LAWYER_ID, first_name="Nodira", username="nodira_law")
@@ -182,9 +182,12 @@ async def test_a_new_lawyer_chooses_a_pin_before_the_first_case_and_the_pin_leav
         row = await session.get(StaffPin, (await db_user(box, LAWYER_ID)).id)  # type: ignore[union-attr]
         assert row is not None and row.pin_hash is not None
         assert row.scrypt_n == TEST_PIN_HASHER.n and len(row.salt) == 16
-        assert row.pin_hash == TEST_PIN_HASHER.derive_sync(PIN, row.salt, row.scrypt_n)
-        assert PIN.encode() not in row.pin_hash
+        peppered = box.keyring.blind_index("staff-pin", PIN).hex()
+        assert row.pin_hash == TEST_PIN_HASHER.derive_sync(peppered, row.salt, row.scrypt_n)
+        # Without the key file's pepper the PIN alone does not give the hash.
+        assert row.pin_hash != TEST_PIN_HASHER.derive_sync(PIN, row.salt, row.scrypt_n)
     await box.stop_bot()
+    assert scan(await raw_database_bytes(database), [PIN, "111111"]) == []
     output = captured_logs.getvalue()
     assert "handled in" in output  # positive control: the bot's lines were captured
     for needle in (PIN, "111111", str(LAWYER_ID), str(COORDINATOR_ID), str(REPORTER_ID)):
