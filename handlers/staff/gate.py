@@ -130,7 +130,8 @@ class StaffGate(BaseMiddleware):
         elif isinstance(event, Message):
             if access is Access.DURESS:
                 # Whoever forced the duress PIN sees a desk with nothing on it.
-                text, _markup = queue_screen(QueuePage([], 0, 0, 1), False, _)
+                mine = _command((event.text or "").strip())[0] == "/mine"
+                text, _markup = queue_screen(QueuePage([], 0, 0, 1), mine, _)
                 await event.answer(text)
             else:
                 await event.answer(_(ACCESS_TEXT[access]))
