@@ -223,7 +223,7 @@ async def test_the_lock_engages_after_the_idle_time_and_the_pin_opens_it(
 
 
 async def test_wrong_pins_lock_out_then_suspend_and_coordinators_are_told_by_name(
-    box: Sandbox, clock: ManualClock
+    box: Sandbox, clock: ManualClock, captured_logs: io.StringIO
 ) -> None:
     coordinator = box.user(COORDINATOR_ID, first_name="Coordinator")
     lawyer = box.user(LAWYER_ID, first_name="Nodira", username="nodira_law")
@@ -272,6 +272,10 @@ async def test_wrong_pins_lock_out_then_suspend_and_coordinators_are_told_by_nam
     await coordinator.press(said("Reset the PIN of {name}", name=name))
     await lawyer.send_command("/mine")
     assert lawyer.last_text() == said(gate.CHOOSE)
+    output = captured_logs.getvalue()
+    assert "handled in" in output  # positive control
+    for needle in ("999999", SANDBOX_PIN, str(LAWYER_ID), str(COORDINATOR_ID), "nodira_law"):
+        assert needle not in output, needle
 
 
 async def test_the_duress_pin_looks_like_an_unlock_shows_nothing_and_suspends(
