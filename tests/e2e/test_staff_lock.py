@@ -340,9 +340,15 @@ async def test_case_views_disappear_after_their_time_and_at_lock(
     # What stays is the three /mine pages (regions and agencies), not yet due.
     assert await views_of(box, LAWYER_ID) == 3
 
-    # At /lock, at once.
-    shown = await open_case(lawyer, reference, secret)
+    # At /lock, at once; with them the note the lawyer typed, and the note shown.
+    await open_case(lawyer, reference, secret)
+    await lawyer.press(said("Add a note"))
+    note = new_canary("Note")
+    await lawyer.send_text(note)
+    shown = await open_case(lawyer, reference, note)
+    typed = [m.message_id for m in lawyer._chat.messages.values() if m.text == note]
     await lawyer.send_command("/lock")
+    assert gone(lawyer, typed)
     assert lawyer.last_text() == said(gate.LOCKED)
     assert gone(lawyer, shown) and secret not in visible_text(lawyer)
     assert await views_of(box, LAWYER_ID) == 0
