@@ -19,7 +19,7 @@ from bot.staff_lock.pin import PRODUCTION_N, PinHasher, is_valid_pin, looks_like
 from bot.staff_lock.views import claim_due, claim_for_user, record_view
 from storage.crypto import KeyRing, Purpose
 from storage.db import current_revision, downgrade, migrate
-from storage.models import OutboxMessage, StaffPin, StaffView, User, utcnow
+from storage.models import AuditEntry, OutboxMessage, StaffPin, StaffView, User, utcnow
 from storage.repositories import UserRepository
 from tests.conftest import Database
 
@@ -79,6 +79,12 @@ async def _notices(database: Database, keyring: KeyRing) -> list[Notice]:
             )
             for row in rows
         ]
+
+
+async def _audited(database: Database) -> list[str]:
+    async with database.sessionmaker() as session:
+        found = await session.scalars(select(AuditEntry.action).order_by(AuditEntry.seq))
+        return list(found.all())
 
 
 def test_pin_format_and_production_cost() -> None:
@@ -162,6 +168,7 @@ async def test_five_wrong_lock_out_ten_suspend_and_coordinators_are_told(
     more = await _with_lock(database, keyring, clock, lawyer, *["999999"] * 5, PIN, "check")
     assert more == [*[Result.WRONG] * 4, Result.SUSPENDED, Result.SUSPENDED, Access.SUSPENDED]
     assert (await _notices(database, keyring))[-1].kind is NoticeKind.STAFF_SUSPENDED
+    assert await _audited(database) == ["pin_locked_out", "pin_suspended"]
 
     async with database.sessionmaker.begin() as session:
         row = await session.get(User, lawyer.id)
@@ -215,6 +222,7 @@ async def test_the_duress_pin_suspends_silently(database: Database, keyring: Key
         Result.DURESS,  # even the real PIN now only keeps up the pretence
     ]
     assert [n.kind for n in await _notices(database, keyring)] == [NoticeKind.STAFF_DURESS]
+    assert await _audited(database) == ["pin_duress"]
     async with database.sessionmaker() as session:
         assert not await is_unlocked(session, lawyer.id, clock())
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.cases.staff import staff_name
 from bot.notifications import Notice, NoticeKind, coordinators, enqueue
 from bot.staff_lock.pin import SALT_BYTES, PinHasher, is_valid_pin, same
+from storage import audit
 from storage.crypto import KeyRing
 from storage.models import StaffPin, User
 
@@ -71,6 +72,13 @@ class Result(StrEnum):
 
 #: Results after which the chat is wiped of case views at once.
 WIPES = frozenset({Result.LOCKED_OUT, Result.SUSPENDED, Result.DURESS})
+
+#: Audit actions of the events coordinators are told about.
+AUDITED = {
+    NoticeKind.STAFF_LOCKED_OUT: "pin_locked_out",
+    NoticeKind.STAFF_SUSPENDED: "pin_suspended",
+    NoticeKind.STAFF_DURESS: "pin_duress",
+}
 
 SUSPENDED_BY_FAILURES = "failures"
 SUSPENDED_BY_DURESS = "duress"
@@ -234,6 +242,9 @@ class StaffLock:
 
     async def _tell_coordinators(self, user: User, kind: NoticeKind) -> None:
         # By staff name only: a notice never carries a Telegram id.
+        await audit.record(
+            self.session, self.keyring, AUDITED[kind], actor_id=user.id, subject_id=user.id
+        )
         name = staff_name(self.keyring, user)
         for coordinator in await coordinators(self.session):
             if coordinator.id != user.id:

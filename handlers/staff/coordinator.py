@@ -23,6 +23,7 @@ from bot.cases import stats as case_stats
 from bot.cases.policy import Action
 from bot.cases.service import AccessDenied, CaseService
 from bot.cases.staff import ban_reporter, create_invite, revoke, staff_members, staff_name
+from bot.notifications import Role
 from bot.staff_lock.lock import reset_pin, restore, suspended_reason
 from bot.staff_lock.views import wipe_user
 from handlers.staff.callbacks import RevokeStaff, StaffPinAct
@@ -70,7 +71,7 @@ async def staff_command(
         if suspended:
             restore_text = _("Restore {name}").format(name=member.name)
             rows.append([_pin_button(restore_text, member.user, "restore")])
-        if member.user.id != user.id:
+        if member.user.role == Role.LAWYER.value:
             reset_text = _("Reset the PIN of {name}").format(name=member.name)
             rows.append([_pin_button(reset_text, member.user, "reset")])
     if undelivered:
@@ -111,7 +112,7 @@ async def staff_pin_button(
             session, keyring, "staff_restore", actor_id=user.id, subject_id=target.id
         )
         done = _("{name} has access again.").format(name=name)
-    elif callback_data.act == "reset":
+    elif callback_data.act == "reset" and target.role == Role.LAWYER.value:
         await reset_pin(session, target)
         await audit.record(session, keyring, "pin_reset", actor_id=user.id, subject_id=target.id)
         done = _("{name} will choose a new PIN at their next command.").format(name=name)
