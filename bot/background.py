@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
@@ -27,14 +27,18 @@ from bot.intake.limits import sweep_expired
 from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
 from bot.retention import run_retention
+from bot.staff_lock.views import wipe_due
 from bot.sweeper import DraftSweeper
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
+from storage.models import utcnow
 from storage.repositories import UserRepository
 
 log = logging.getLogger("intake.background")
 
 RETENTION_INTERVAL = 6 * 3600.0  # the job is idempotent; running it often is harmless
+# Case views in staff chats are deleted at most this late after they are due.
+STAFF_VIEW_INTERVAL = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +61,11 @@ class BackgroundTasks:
         storage: EncryptedFSMStorage,
         menus: CommandMenus,
         outbox_policy: OutboxPolicy | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        self.clock = clock
+        self.bot: Bot | None = None
         self.settings = settings
         self.menus = menus
         self.sessionmaker = sessionmaker
@@ -90,7 +98,10 @@ class BackgroundTasks:
             bot,
             lambda msgid, locale: self.i18n.gettext(msgid, locale=locale or None),
             self.outbox_policy,
+            clock=self.clock,
+            staff_view_ttl=timedelta(minutes=self.settings.staff_view_ttl_minutes),
         )
+        self.bot = bot
         sweeper = DraftSweeper(
             self.storage,
             timedelta(minutes=self.settings.wipe_idle_minutes),
@@ -120,6 +131,9 @@ class BackgroundTasks:
                 ),
                 name="retention",
             ),
+            asyncio.create_task(
+                _every(STAFF_VIEW_INTERVAL, self.wipe_staff_views), name="staff-views"
+            ),
         ]
 
     async def on_shutdown(self) -> None:
@@ -129,6 +143,12 @@ class BackgroundTasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks = []
+
+    async def wipe_staff_views(self) -> int:
+        """Delete the case views that are due from staff chats (also called by tests)."""
+        if self.bot is None:
+            return 0
+        return await wipe_due(self.sessionmaker, self.keyring, self.bot, self.clock())
 
     def wake_outbox(self) -> None:
         if self.outbox is not None:

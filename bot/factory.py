@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import gc
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
 from aiogram import Bot, Dispatcher
@@ -20,12 +21,14 @@ from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.logs import UpdateLogMiddleware
 from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
+from bot.staff_lock.pin import PinHasher
 from handlers import build_root_router
 from handlers.common.errors import on_error
 from handlers.reporter.menu import set_default_commands
 from handlers.staff.menu import set_staff_commands
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
+from storage.models import utcnow
 
 
 class BotApiSession(AiohttpSession):
@@ -88,7 +91,10 @@ def create_dispatcher(
     *,
     i18n: CatalogueI18n | None = None,
     outbox_policy: OutboxPolicy | None = None,
+    pin_hasher: PinHasher | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Dispatcher:
+    """``pin_hasher`` and ``clock`` are for tests (a cheaper scrypt, a clock they move)."""
     storage = EncryptedFSMStorage(
         sessionmaker, keyring, ttl=timedelta(seconds=settings.draft_ttl_seconds)
     )
@@ -123,6 +129,7 @@ def create_dispatcher(
         storage,
         CommandMenus(set_default=set_default_commands, set_staff=set_staff_commands),
         outbox_policy,
+        clock=clock,
     )
     dispatcher.startup.register(background.on_startup)
     dispatcher.startup.register(freeze_startup_objects)
@@ -135,5 +142,7 @@ def create_dispatcher(
     dispatcher["keyring"] = keyring
     dispatcher["sessionmaker"] = sessionmaker
     dispatcher["fsm_storage"] = storage
+    dispatcher["pin_hasher"] = pin_hasher or PinHasher()
+    dispatcher["staff_clock"] = clock
     dispatcher.include_router(build_root_router())
     return dispatcher

@@ -48,6 +48,10 @@ class NoticeKind(StrEnum):
     REPORTER_NEWS = "reporter_news"  # to the lawyer (or coordinators): the kind, no content
     NEWS_ON_CLOSED = "news_closed"  # to coordinators, with Reopen / Keep closed buttons
     CASE_REOPENED = "case_reopened"  # to the lawyer of a reopened case
+    REPLIED_WHILE_LOCKED = "replied_locked"  # to a locked lawyer: no content
+    STAFF_LOCKED_OUT = "staff_locked_out"  # to coordinators, by staff name
+    STAFF_SUSPENDED = "staff_suspended"  # to coordinators, by staff name
+    STAFF_DURESS = "staff_duress"  # to coordinators, by staff name
 
 
 #: Notices to staff: the outbox asks the policy before each one goes out.
@@ -59,12 +63,21 @@ TO_STAFF = frozenset(
         NoticeKind.REPORTER_SENT_FILE,
         NoticeKind.JOINED_AS_LAWYER,
         NoticeKind.RETENTION_WARNING,
+        NoticeKind.REPORTER_NEWS,
+        NoticeKind.NEWS_ON_CLOSED,
+        NoticeKind.CASE_REOPENED,
+        NoticeKind.REPLIED_WHILE_LOCKED,
     }
 )
 #: What a lawyer is told about work on their case; when they lose their role
 #: before it went out, the coordinators are told instead.
 CASE_WORK = frozenset(
-    {NoticeKind.REPORTER_REPLIED, NoticeKind.REPORTER_SENT_FILE, NoticeKind.RETENTION_WARNING}
+    {
+        NoticeKind.REPORTER_REPLIED,
+        NoticeKind.REPORTER_SENT_FILE,
+        NoticeKind.RETENTION_WARNING,
+        NoticeKind.REPORTER_NEWS,
+    }
 )
 
 
@@ -131,7 +144,24 @@ _TEMPLATES: dict[NoticeKind, str] = {
     NoticeKind.CASE_REOPENED: N_(
         "Case {reference} has been reopened after news from the reporter. /case {reference}"
     ),
+    NoticeKind.REPLIED_WHILE_LOCKED: N_("A reporter replied on {reference}. Unlock to read it."),
+    NoticeKind.STAFF_LOCKED_OUT: N_(
+        "{text} entered a wrong PIN 5 times and is locked out for 15 minutes."
+    ),
+    NoticeKind.STAFF_SUSPENDED: N_(
+        "{text} entered a wrong PIN 10 times; their access is suspended. "
+        "Once you know it was them, restore it in /staff."
+    ),
+    NoticeKind.STAFF_DURESS: N_(
+        "{text} entered their duress PIN: they may be forced to open the bot. Their "
+        "access is suspended and their case views are wiped. Restore it in /staff "
+        "once they are safe."
+    ),
 }
+
+#: Notices that carry case content; a staff member whose lock is closed gets
+#: the content-free variant instead, and a sent one is deleted like a case view.
+CASE_CONTENT_NOTICES = {NoticeKind.REPORTER_REPLIED: NoticeKind.REPLIED_WHILE_LOCKED}
 
 URGENT_NEW_CASE = N_("URGENT: new case {reference}. Open it with /case {reference}")
 URGENT_PREFIX = N_("URGENT: {notice}")

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -34,6 +34,7 @@ from bot.cases.policy import Action, is_allowed
 from bot.i18n import reading_language
 from bot.notifications import (
     CANCELLED,
+    CASE_CONTENT_NOTICES,
     DEAD,
     PENDING,
     SENDING,
@@ -45,6 +46,8 @@ from bot.notifications import (
     outbox_context,
     render_notice,
 )
+from bot.staff_lock.lock import is_unlocked
+from bot.staff_lock.views import record_view
 from storage.crypto import DecryptionError, KeyRing, Purpose
 from storage.models import OutboxMessage, User, utcnow
 from storage.repositories import CaseRepository, UserRepository
@@ -108,7 +111,12 @@ class OutboxWorker:
         bot: Bot,
         translator: Callable[[str, str], str],
         policy: OutboxPolicy | None = None,
+        *,
+        clock: Callable[[], datetime] = utcnow,
+        staff_view_ttl: timedelta = timedelta(minutes=30),
     ) -> None:
+        self.clock = clock
+        self.staff_view_ttl = staff_view_ttl
         self.sessionmaker = sessionmaker
         self.keyring = keyring
         self.bot = bot
@@ -198,6 +206,11 @@ class OutboxWorker:
                 )
                 return
             language = reading_language(user.language, user.role)
+            if notice.kind in CASE_CONTENT_NOTICES and not await is_unlocked(
+                session, user.id, self.clock()
+            ):
+                # A locked staff chat gets no case content (issue 13).
+                notice = Notice(CASE_CONTENT_NOTICES[notice.kind], reference=notice.reference)
 
             def translate(msgid: str) -> str:
                 return self.translator(msgid, language)
@@ -205,7 +218,7 @@ class OutboxWorker:
             text = render_notice(notice, translate)
             await self.limiter.wait(row.recipient_id)
             try:
-                await self.bot.send_message(
+                sent = await self.bot.send_message(
                     chat_id, text, reply_markup=notice_keyboard(notice, translate)
                 )
             except TelegramRetryAfter as exc:
@@ -218,6 +231,9 @@ class OutboxWorker:
             except (TimeoutError, TelegramAPIError, OSError) as exc:
                 await self._retry(session, row, type(exc).__name__)
                 return
+            if notice.kind in CASE_CONTENT_NOTICES:
+                due = self.clock() + self.staff_view_ttl
+                record_view(session, user.id, [sent.message_id], due)
             await self._finish(session, row, SENT)
             log.info("outbox: sent %s notice", notice.kind.value)
 

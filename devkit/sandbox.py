@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -18,8 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.config import Settings
 from bot.factory import create_bot, create_dispatcher
 from bot.outbox import OutboxPolicy
+from bot.staff_lock.lock import StaffLock
+from bot.staff_lock.pin import PinHasher
 from devkit.emulator import FakeTelegramServer, SimulatedUser
 from storage.crypto import KeyRing
+from storage.models import utcnow
+from storage.repositories import UserRepository
 
 FAST_OUTBOX = OutboxPolicy(
     base_backoff=0.05,
@@ -29,6 +35,10 @@ FAST_OUTBOX = OutboxPolicy(
     per_chat_interval=0.0,
     poll_interval=0.05,
 )
+
+
+#: The PIN ``give_pin`` sets unless told otherwise.
+SANDBOX_PIN = "271828"
 
 
 class Sandbox:
@@ -41,8 +51,12 @@ class Sandbox:
         server: FakeTelegramServer | None = None,
         outbox_policy: OutboxPolicy | None = FAST_OUTBOX,
         handle_as_tasks: bool = False,
+        pin_hasher: PinHasher | None = None,
+        clock: Callable[[], datetime] = utcnow,
         **settings: Any,
     ) -> None:
+        self.pin_hasher = pin_hasher or PinHasher()
+        self.clock = clock
         self.server = server or FakeTelegramServer()
         self.sessionmaker = sessionmaker
         self.keyring = keyring
@@ -71,7 +85,12 @@ class Sandbox:
         settings = self.settings()
         self.bot = create_bot(settings)
         self.dispatcher = create_dispatcher(
-            settings, self.sessionmaker, self.keyring, outbox_policy=self.outbox_policy
+            settings,
+            self.sessionmaker,
+            self.keyring,
+            outbox_policy=self.outbox_policy,
+            pin_hasher=self.pin_hasher,
+            clock=self.clock,
         )
         started = asyncio.Event()
         self.dispatcher.startup.register(started.set)
@@ -111,6 +130,27 @@ class Sandbox:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.stop()
+
+    async def give_pin(self, telegram_id: int, pin: str = SANDBOX_PIN) -> None:
+        """Set a staff member's PIN and open their lock, as if they had typed it.
+
+        For tests and tools about something else than the lock; the lock's own
+        tests choose and enter PINs through the chat.
+        """
+        async with self.sessionmaker.begin() as session:
+            user = await UserRepository(session, self.keyring).by_telegram_id(telegram_id)
+            assert user is not None, "give_pin: no such user"
+            lock = StaffLock(
+                session,
+                self.keyring,
+                self.pin_hasher,
+                self.clock,
+                timedelta(minutes=self.settings().staff_unlock_minutes),
+            )
+            row = await lock.row(user)
+            row.pin_hash = await lock.hash_pin(row, pin)
+            row.stage = None
+            row.unlocked_until = self.clock() + lock.unlock_for
 
     def user(self, user_id: int, **kwargs: Any) -> SimulatedUser:
         return SandboxUser(self, user_id=user_id, **kwargs)

@@ -350,3 +350,48 @@ class AbuseHandle(Base):
     )
     handle_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class StaffPin(Base):
+    """A staff member's PIN lock (issue 13), one row per staff user, created on first need.
+
+    Only scrypt hashes of the PINs are kept (``bot/staff_lock/pin.py``), with a
+    per-user salt and the cost they were made with. The rest is the lock's
+    state: counted wrong PINs, a lock-out, how long the unlock lasts, and a
+    suspension ("failures" or "duress") that only a coordinator lifts.
+    """
+
+    __tablename__ = "staff_pins"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    salt: Mapped[bytes] = mapped_column(LargeBinary(16))
+    scrypt_n: Mapped[int] = mapped_column(Integer)
+    pin_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    duress_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    # What the next plain message of digits answers ("choose", "repeat", "old"...),
+    # and the hash of a new PIN's first entry until it is repeated.
+    stage: Mapped[str | None] = mapped_column(String(16))
+    pending_hash: Mapped[bytes | None] = mapped_column(LargeBinary(32))
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    unlocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    suspended: Mapped[str | None] = mapped_column(String(16))
+
+
+class StaffView(Base):
+    """A message in a staff chat that carries case content, to delete at ``due_at``.
+
+    The chat is the user's (its id sealed on the user row); the message id alone
+    says nothing. Worked by ``bot/staff_lock/views.py``.
+    """
+
+    __tablename__ = "staff_views"
+
+    id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True, default=uuid.uuid4)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        Uuid, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    message_id: Mapped[int] = mapped_column(BigInteger)
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)

@@ -286,3 +286,20 @@ async def test_files_sent_and_received(demo: DemoSession, tmp_path: Path) -> Non
     assert saved.startswith("(demo) saved document ")
     files = list((tmp_path / "out").iterdir())
     assert [path.read_bytes() for path in files] == [photo]
+
+
+async def test_the_demo_shows_the_staff_pin_and_the_lock(demo: DemoSession) -> None:
+    """Both staff chose the PIN at start; /lock locks, the PIN unlocks (issue 13)."""
+    from devkit.demo import DEMO_PIN
+    from handlers.staff import gate
+
+    screen = await demo.start()
+    assert f"both staff chose the PIN {DEMO_PIN}" in screen
+    await demo.handle("/as lawyer")
+    locked = await demo.handle("/lock")
+    assert t(gate.LOCKED, STAFF_LANGUAGE) in locked
+    assert t(gate.ENTER, STAFF_LANGUAGE) in await demo.handle("/queue")
+    unlocked = await demo.handle("\\" + DEMO_PIN)  # a number alone would press a button
+    assert t(gate.UNLOCKED, STAFF_LANGUAGE) in unlocked
+    assert DEMO_PIN not in demo.render_changes()
+    assert t(gate.ENTER, STAFF_LANGUAGE) not in await demo.handle("/queue")

@@ -228,6 +228,7 @@ async def _start_sandbox(tmp_path: Path) -> tuple[Sandbox, Database]:
     # The coordinator's chat exists, so notifications about new reports are delivered.
     sandbox.server.ensure_chat(COORDINATOR_ID, language_code=LANG)
     await sandbox.start()
+    await sandbox.give_pin(COORDINATOR_ID)
     return sandbox, database
 
 

@@ -100,6 +100,7 @@ async def test_a_whole_report_and_a_staff_view_log_no_personal_data(
     reference = await reporter.submit()
 
     coordinator = sandbox.user(COORDINATOR_ID)
+    await sandbox.give_pin(COORDINATOR_ID)
     await sandbox.server.wait_for(
         lambda _s: any(reference in (m.body or "") for m in coordinator.bot_messages()), timeout=10
     )

@@ -7,7 +7,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.notifications import (
@@ -22,7 +22,7 @@ from bot.notifications import (
 from storage import audit
 from storage.abuse_handles import open_handle
 from storage.crypto import FieldContext, KeyRing, Purpose
-from storage.models import Case, Invite, User, utcnow
+from storage.models import Case, Invite, StaffPin, User, utcnow
 from storage.repositories import CaseRepository, UserRepository
 from storage.roles import set_role, verified_role
 
@@ -121,6 +121,8 @@ async def revoke(
             for other in await coordinators(session):
                 if other.id != target.id:
                     enqueue(session, keyring, other, notice)
+    # Their PIN goes with the role: rejoining starts from a new one.
+    await session.execute(delete(StaffPin).where(StaffPin.user_id == target.id))
     await audit.record(
         session, keyring, "role_revoke", actor_id=coordinator.id, subject_id=target.id
     )

@@ -29,6 +29,16 @@ from storage.crypto.keyfile import KeyMaterial
 from storage.db import create_engine, create_sessionmaker, migrate
 from storage.models import OutboxMessage, User
 
+#: The staff PIN the demo's coordinator and lawyer choose at start (issue 13).
+DEMO_PIN = "246810"
+
+
+async def _choose_pin(user: SimulatedUser) -> None:
+    """Choose the staff PIN the real way: the bot asks for it, it is sent twice."""
+    for _ in range(2):
+        await user.send_text(DEMO_PIN)
+
+
 DEFAULT_USER_ID = 1001
 DEFAULT_COORDINATOR_ID = 1
 DEFAULT_LAWYER_ID = 2
@@ -180,6 +190,7 @@ class DemoSession:
         )
         problem = ""
         try:
+            await _choose_pin(coordinator)
             first_new = coordinator.chat.next_message_id
             await coordinator.send_command("/invite")
             answers = [
@@ -192,6 +203,7 @@ class DemoSession:
                 problem = "the coordinator's /invite gave no link"
             else:
                 await lawyer.send_command("/start", found.group(1))
+                await _choose_pin(lawyer)
                 await self._wait_for_outbox()
                 if not await self._has_lawyer():
                     problem = "the invitation link did not make them a lawyer"
@@ -204,7 +216,10 @@ class DemoSession:
         for view in self._views.values():
             if view.role != REPORTER:
                 self.screen.sync(view)
-        return f"(demo) lawyer (id {self.lawyer_id}) joined the staff through an /invite link"
+        return (
+            f"(demo) lawyer (id {self.lawyer_id}) joined the staff through an /invite link; "
+            f"both staff chose the PIN {DEMO_PIN} (/lock locks, \\{DEMO_PIN} unlocks)"
+        )
 
     async def _has_lawyer(self) -> bool:
         query = select(func.count()).select_from(User).where(User.role == Role.LAWYER.value)

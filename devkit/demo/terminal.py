@@ -35,6 +35,7 @@ Intake bot demo: the real bot on an emulated Telegram, right here. Nothing leave
   /as coordinator  play the coordinator (id 1): /queue, /case REF, /assign REF, /stats, /staff, ...
   /as lawyer       play the lawyer (id 2, invited at start): /queue, /mine, /case REF, ...
   /as reporter     back to the reporter; /as alone shows whom you play (the bot never sees /as)
+  /lock            (staff) lock the bot: case messages vanish; type \\246810 (the PIN) to unlock
   /file PATH [caption]  send a file from disk: .jpg/.png/... as a photo, .ogg/.opus as a voice
                    message, the rest as a document; /file --as-document PATH: a photo "as a file"
   /save DIR        write the files the bot sent to the person you play into DIR

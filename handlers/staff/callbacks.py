@@ -32,3 +32,10 @@ class RevokeStaff(CallbackData, prefix="rs"):
 
 class EvidenceGet(CallbackData, prefix="ev"):
     file: str  # the evidence file's internal id (hex); checked against the case on press
+
+
+class StaffPinAct(CallbackData, prefix="sp"):
+    """A coordinator's press in /staff: ``restore`` a suspended role or ``reset`` a PIN."""
+
+    member: str  # the user's internal id (hex)
+    act: str

@@ -31,6 +31,7 @@ from bot.evidence import KIND_LABELS, EvidenceKind, EvidenceMeta, human_size
 from bot.text import N_
 from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, EvidenceGet, QueueNav
 from handlers.staff.filters import STAFF
+from handlers.staff.gate import CaseViews
 from handlers.staff.render import case_actions, case_text, outcome_keyboard, queue_screen
 from storage import audit
 from storage.crypto import KeyRing
@@ -56,12 +57,18 @@ async def _deny(target: Message | CallbackQuery) -> None:
 
 
 async def queue_command(
-    message: Message, command: CommandObject, user: User, case_service: CaseService
+    message: Message,
+    command: CommandObject,
+    user: User,
+    case_service: CaseService,
+    case_views: CaseViews,
 ) -> None:
     mine = command.command == "mine"
     page = await case_service.queue(user, mine=mine, page=0)
     text, markup = queue_screen(page, mine, _)
-    await message.answer(text, reply_markup=markup)
+    sent = await message.answer(text, reply_markup=markup)
+    if page.items:  # region and agency of each case: content, so it leaves like a case view
+        case_views.record(sent.message_id)
 
 
 async def queue_nav(
@@ -77,7 +84,13 @@ async def queue_nav(
 
 
 async def show_case(
-    bot: Bot, chat_id: int, user: User, reference: str, case_service: CaseService, keyring: KeyRing
+    bot: Bot,
+    chat_id: int,
+    user: User,
+    reference: str,
+    case_service: CaseService,
+    keyring: KeyRing,
+    views: CaseViews,
 ) -> bool:
     try:
         view = await case_service.open_case(user, reference)
@@ -99,10 +112,11 @@ async def show_case(
     # a failure on a later part (a 429) must not roll it back.
     await case_service.session.commit()
     for chunk in chunks[:-1]:
-        await bot.send_message(chat_id, chunk)
-    await bot.send_message(
+        views.record((await bot.send_message(chat_id, chunk)).message_id)
+    last = await bot.send_message(
         chat_id, chunks[-1], reply_markup=case_actions(view.case, allowed, _, files)
     )
+    views.record(last.message_id)
     return True
 
 
@@ -114,6 +128,7 @@ async def evidence_button(
     keyring: KeyRing,
     bot: Bot,
     session: AsyncSession,
+    case_views: CaseViews,
 ) -> None:
     """Decrypt one evidence file and send it to the assigned lawyer or a coordinator."""
     try:
@@ -157,11 +172,13 @@ async def evidence_button(
     upload = BufferedInputFile(data, filename=meta.delivery_name(row.id.hex[:8]))
     chat_id = query.from_user.id
     if meta.kind is EvidenceKind.VOICE:
-        await bot.send_voice(chat_id, upload, caption=caption)
+        sent = await bot.send_voice(chat_id, upload, caption=caption)
     else:
         # Photos go as documents too: sendPhoto would be re-compressed by Telegram
         # and the lawyer's copy would no longer match the custody hash.
-        await bot.send_document(chat_id, upload, caption=caption)
+        sent = await bot.send_document(chat_id, upload, caption=caption)
+    # Recorded after the send: the delivery's own transaction is already committed.
+    case_views.record(sent.message_id)
 
 
 async def case_command(
@@ -172,11 +189,14 @@ async def case_command(
     keyring: KeyRing,
     bot: Bot,
     session: AsyncSession,
+    case_views: CaseViews,
 ) -> None:
     if not command.args:
         await message.answer(_("Please add the case reference, for example: /case K7QD-M2PF"))
         return
-    shown = await show_case(bot, message.chat.id, user, command.args, case_service, keyring)
+    shown = await show_case(
+        bot, message.chat.id, user, command.args, case_service, keyring, case_views
+    )
     await session.commit()
     if not shown:
         await _deny(message)
@@ -192,13 +212,17 @@ async def case_button(
     bot: Bot,
     session: AsyncSession,
     background: BackgroundTasks,
+    case_views: CaseViews,
 ) -> None:
     reference, act = callback_data.reference, callback_data.act
     chat_id = query.from_user.id
     try:
         if act == "open":
             await query.answer()
-            if not await show_case(bot, chat_id, user, reference, case_service, keyring):
+            shown = await show_case(
+                bot, chat_id, user, reference, case_service, keyring, case_views
+            )
+            if not shown:
                 await bot.send_message(chat_id, _(NOT_AVAILABLE))
             return
         if act == "take":
@@ -337,6 +361,7 @@ async def staff_text(
     case_service: CaseService,
     session: AsyncSession,
     background: BackgroundTasks,
+    case_views: CaseViews,
 ) -> None:
     data = await state.get_data()
     reference = str(data.get("staff_case", ""))
@@ -355,6 +380,8 @@ async def staff_text(
     except WorkflowError as exc:
         await message.answer(_(exc.message))
         return
+    # What they typed is case content too: it leaves the chat like a case view.
+    case_views.record(message.message_id)
     await session.commit()
     background.wake_outbox()
     await message.answer(reply)

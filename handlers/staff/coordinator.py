@@ -23,7 +23,10 @@ from bot.cases import stats as case_stats
 from bot.cases.policy import Action
 from bot.cases.service import AccessDenied, CaseService
 from bot.cases.staff import ban_reporter, create_invite, revoke, staff_members, staff_name
-from handlers.staff.callbacks import RevokeStaff
+from bot.notifications import Role
+from bot.staff_lock.lock import reset_pin, restore, suspended_reason
+from bot.staff_lock.views import wipe_user
+from handlers.staff.callbacks import RevokeStaff, StaffPinAct
 from handlers.staff.cases import NOT_AVAILABLE, send_lawyer_choice
 from handlers.staff.filters import COORDINATOR
 from handlers.staff.menu import remove_staff_commands
@@ -51,18 +54,74 @@ async def invite_command(
     )
 
 
-async def staff_command(message: Message, session: AsyncSession, keyring: KeyRing) -> None:
+async def staff_command(
+    message: Message, user: User, session: AsyncSession, keyring: KeyRing
+) -> None:
     members = await staff_members(session, keyring)
     undelivered = await session.scalar(
         select(func.count()).select_from(OutboxMessage).where(OutboxMessage.state == "dead")
     )
-    lines = [_("Staff:")] + [f"• {staff_label(m.user, m.name, _)}" for m in members]
+    lines = [_("Staff:")]
+    rows: list[list[InlineKeyboardButton]] = []
+    for member in members:
+        label = staff_label(member.user, member.name, _)
+        suspended = await suspended_reason(session, member.user.id)
+        mark = " · " + _("access suspended") if suspended else ""
+        lines.append(f"• {label}{mark}")
+        if suspended:
+            restore_text = _("Restore {name}").format(name=member.name)
+            rows.append([_pin_button(restore_text, member.user, "restore")])
+        if member.user.role == Role.LAWYER.value:
+            reset_text = _("Reset the PIN of {name}").format(name=member.name)
+            rows.append([_pin_button(reset_text, member.user, "reset")])
     if undelivered:
         lines += [
             "",
             _("Notifications that could not be delivered: {count}").format(count=undelivered),
         ]
-    await message.answer("\n".join(lines))
+    markup = InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+    await message.answer("\n".join(lines), reply_markup=markup)
+
+
+def _pin_button(text: str, member: User, act: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=text, callback_data=StaffPinAct(member=member.id.hex, act=act).pack()
+    )
+
+
+async def staff_pin_button(
+    query: CallbackQuery,
+    callback_data: StaffPinAct,
+    user: User,
+    session: AsyncSession,
+    keyring: KeyRing,
+) -> None:
+    """Restore a suspended role, or clear a PIN so that it is chosen again."""
+    try:
+        member_id = uuid.UUID(hex=callback_data.member)
+    except ValueError:
+        await query.answer()
+        return
+    target = await session.get(User, member_id)
+    if target is None or target.role is None or target.id == user.id:
+        await query.answer(_("Nothing to change."), show_alert=True)
+        return
+    name = staff_name(keyring, target)
+    if callback_data.act == "restore" and await restore(session, target):
+        await audit.record(
+            session, keyring, "staff_restore", actor_id=user.id, subject_id=target.id
+        )
+        done = _("{name} has access again.").format(name=name)
+    elif callback_data.act == "reset" and target.role == Role.LAWYER.value:
+        await reset_pin(session, target)
+        await audit.record(session, keyring, "pin_reset", actor_id=user.id, subject_id=target.id)
+        done = _("{name} will choose a new PIN at their next command.").format(name=name)
+    else:
+        await query.answer(_("Nothing to change."), show_alert=True)
+        return
+    await session.commit()
+    await query.answer()
+    await query.bot.send_message(query.from_user.id, done)  # type: ignore[union-attr]
 
 
 async def revoke_command(
@@ -106,7 +165,8 @@ async def revoke_button(
         await query.answer(_("Nothing to change."), show_alert=True)
         return
     name = staff_name(keyring, target)
-    await session.commit()
+    # Every case message the bot can still delete leaves their chat (issue 13).
+    await wipe_user(session, keyring, bot, target)
     await remove_staff_commands(bot, users.chat_id(target))
     await query.answer()
     await bot.send_message(
@@ -224,6 +284,7 @@ def build_router() -> Router:
     router.message.register(staff_command, Command("staff"))
     router.message.register(revoke_command, Command("revoke"))
     router.callback_query.register(revoke_button, RevokeStaff.filter())
+    router.callback_query.register(staff_pin_button, StaffPinAct.filter())
     router.message.register(assign_command, Command("assign"))
     router.message.register(stats_command, Command("stats"))
     router.message.register(audit_command, Command("audit"))

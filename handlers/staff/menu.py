@@ -15,6 +15,8 @@ LAWYER_COMMANDS = (
     ("mine", N_("My cases")),
     ("case", N_("Open a case: /case K7QD-M2PF")),
     ("extend", N_("Keep a closed case longer: /extend REF reason")),
+    ("lock", N_("Lock the bot now and delete the case messages")),
+    ("pin", N_("Change your PIN; /pin duress sets a duress PIN")),
     ("language", N_("Change the language")),
     ("help", N_("How this bot works")),
 )

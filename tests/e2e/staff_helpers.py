@@ -50,11 +50,16 @@ async def invite_token(sandbox: Sandbox, coordinator: SimulatedUser) -> str:
     return tokens[0]
 
 
-async def join_staff(sandbox: Sandbox, coordinator: SimulatedUser, user: SimulatedUser) -> User:
+async def join_staff(
+    sandbox: Sandbox, coordinator: SimulatedUser, user: SimulatedUser, *, pin: bool = True
+) -> User:
+    """Join through /invite; with ``pin`` their PIN is set and open (``Sandbox.give_pin``)."""
     token = await invite_token(sandbox, coordinator)
     await user.send_command("/start", token)
     found = await db_user(sandbox, user.user_id)
     assert found is not None and found.role == "lawyer", found
+    if pin:
+        await sandbox.give_pin(user.user_id)
     return found
 
 

@@ -258,6 +258,12 @@ async def test_only_the_assigned_lawyer_receives_identical_files(sandbox: Sandbo
         )
     assert deliveries == 2
 
+    # The files are case views: /lock takes them out of the lawyer's chat (issue 13).
+    files = [m.message_id for m in lawyer.bot_messages() if m.kind in ("document", "voice")]
+    assert len(files) == 2
+    await lawyer.send_command("/lock")
+    assert set(files) <= set(lawyer.deleted_message_ids())
+
 
 async def test_a_file_in_reply_to_a_question_joins_the_case(sandbox: Sandbox) -> None:
     reporter = ScriptedReporter(sandbox.user(741_007), "ru")

@@ -90,6 +90,7 @@ async def join_as_lawyer(sandbox: Sandbox, user_id: int, name: str) -> Simulated
     async with sandbox.sessionmaker() as session:
         row = await UserRepository(session, sandbox.keyring).by_telegram_id(user_id)
         assert row is not None and row.role == "lawyer"
+    await sandbox.give_pin(user_id)  # the PIN lock itself: tests/e2e/test_staff_lock.py
     return lawyer
 
 

@@ -61,6 +61,7 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
     await lawyer.send_command("/start", token)
     lawyer_row = await db_user(sandbox, LAWYER_ID)
     assert lawyer_row is not None and lawyer_row.role == "lawyer"
+    await sandbox.give_pin(LAWYER_ID)  # the PIN itself: tests/e2e/test_staff_lock.py
     menus = [
         call
         for call in server.calls_for("setMyCommands")

@@ -233,6 +233,7 @@ async def test_a_lost_coordinator_phone_is_removed_from_the_config_then_revoked(
     await sandbox.restart()
     # Step 2: the other coordinator revokes it; no restart gives the role back.
     other = sandbox.user(second)
+    await sandbox.give_pin(second)
     await other.send_command("/revoke")
     await other.press(staff_label(lost, "coordinator 1", tr(STAFF_LANGUAGE)))
     await sandbox.restart()
