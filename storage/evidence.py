@@ -58,7 +58,9 @@ class EvidenceRepository:
             submitted=submitted,
             received_at=utcnow(),
             expires_at=None if submitted else expires_at,
-            sha256=hashlib.sha256(data).digest(),
+            sha256_sealed=data_key.seal(
+                hashlib.sha256(data).digest(), _context("sha256_sealed", case_id, row_id)
+            ),
             blob_sealed=data_key.seal(data, _context("blob_sealed", case_id, row_id)),
             meta_sealed=data_key.seal(meta, _context("meta_sealed", case_id, row_id)),
         )
@@ -141,11 +143,22 @@ class EvidenceRepository:
             StoredEvidence(
                 row.id,
                 row.received_at,
-                row.sha256,
+                self.custody_hash(row, data_key),
                 data_key.open(row.meta_sealed, _context("meta_sealed", case_id, row.id)),
             )
             for row in rows
         ]
+
+    @staticmethod
+    def custody_hash(row: EvidenceFile, data_key: DataKey, data: bytes | None = None) -> bytes:
+        """The SHA-256 of the bytes as received; ``data`` saves opening them again
+        for a file stored before its hash was sealed."""
+        if row.sha256_sealed is not None:
+            context = _context("sha256_sealed", row.case_id, row.id)
+            return data_key.open(row.sha256_sealed, context)
+        if data is None:
+            data = data_key.open(row.blob_sealed, _context("blob_sealed", row.case_id, row.id))
+        return hashlib.sha256(data).digest()
 
     async def get(self, case_id: uuid.UUID, evidence_id: uuid.UUID) -> EvidenceFile | None:
         row = await self.session.get(EvidenceFile, evidence_id)

@@ -304,8 +304,11 @@ class EvidenceFile(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     # Only for files of a draft: deleted after this time unless submitted.
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
-    # SHA-256 of the bytes as received (custody); reveals nothing without the file.
-    sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    # SHA-256 of the bytes as received (custody), sealed under the case's data key:
+    # in clear, whoever holds a dump and a copy of the file would find its case.
+    # NULL for files stored before revision 0004, whose hash is computed from the
+    # sealed bytes (AES-GCM proves they are the bytes received).
+    sha256_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     blob_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     # JSON: kind, original file name, MIME type, size, caption.
     meta_sealed: Mapped[bytes] = mapped_column(LargeBinary)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -258,3 +258,52 @@ async def test_migrations_match_models_and_go_down_and_up(database: Database) ->
         # The tally's one row is back, empty.
         seed = await conn.execute(text("SELECT name, kek_id, payload_sealed FROM stats_tally"))
         assert seed.all() == [("answers", "", None)]
+
+
+async def test_revision_0004_drops_clear_evidence_hashes_and_dead_letter_content(
+    database: Database,
+) -> None:
+    """Rows stored before 0004: the clear hash goes, the custody hash is still shown."""
+    import hashlib
+    import uuid
+
+    from storage.crypto import DataKey, FieldContext
+    from storage.evidence import EvidenceRepository
+    from storage.models import EvidenceFile
+
+    await downgrade(database.engine, "0002")
+    data, data_key = b"%PDF-1.4 old file", DataKey.generate()
+    case_id, row_id = uuid.uuid4(), uuid.uuid4()
+    digest = hashlib.sha256(data).digest()
+
+    def sealed(column: str, value: bytes) -> bytes:
+        context = FieldContext("evidence_files", column, f"{case_id.hex}:{row_id.hex}")
+        return data_key.seal(value, context)
+
+    async with database.engine.begin() as conn:
+        await conn.execute(
+            text(
+                "INSERT INTO evidence_files (id, case_id, submitted, received_at, sha256,"
+                " blob_sealed, meta_sealed) VALUES (:id, :case_id, :submitted, :at, :sha,"
+                " :blob, :meta)"
+            ),
+            {
+                "id": row_id if database.backend == "postgres" else row_id.hex,
+                "case_id": case_id if database.backend == "postgres" else case_id.hex,
+                "submitted": True,
+                "at": datetime.now(UTC),
+                "sha": digest,
+                "blob": sealed("blob_sealed", data),
+                "meta": sealed("meta_sealed", b"{}"),
+            },
+        )
+    await migrate(database.engine)
+    async with database.engine.connect() as conn:
+        columns = await conn.run_sync(
+            lambda sync: {c["name"] for c in inspect(sync).get_columns("evidence_files")}
+        )
+    assert "sha256" not in columns
+    async with database.sessionmaker() as session:
+        row = await session.get(EvidenceFile, row_id)
+        assert row is not None and row.sha256_sealed is None
+        assert EvidenceRepository.custody_hash(row, data_key) == digest

@@ -129,7 +129,8 @@ async def evidence_button(
         await _deny(query)
         return
     try:
-        data, raw_meta = EvidenceRepository.open(row, await case_service.cases.data_key(case))
+        data_key = await case_service.cases.data_key(case)
+        data, raw_meta = EvidenceRepository.open(row, data_key)
     except LookupError:
         await _deny(query)
         return
@@ -148,7 +149,7 @@ async def evidence_button(
     caption = (
         f"{case.reference} · {_(KIND_LABELS[meta.kind])} · {human_size(meta.size)}\n"
         + _("Received: {date}").format(date=f"{row.received_at:%d.%m.%Y %H:%M} UTC")
-        + f"\nSHA-256: {row.sha256.hex()}"
+        + f"\nSHA-256: {EvidenceRepository.custody_hash(row, data_key, data).hex()}"
     )
     upload = BufferedInputFile(data, filename=meta.delivery_name(row.id.hex[:8]))
     chat_id = query.from_user.id

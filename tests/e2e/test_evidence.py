@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -20,9 +21,10 @@ from devkit.emulator import SimulatedUser
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.staff.callbacks import EvidenceGet
-from storage.crypto import KeyRing
+from storage.crypto import DataKey, KeyRing
+from storage.evidence import EvidenceRepository
 from storage.fsm import EncryptedFSMStorage
-from storage.models import AuditEntry, EvidenceFile, utcnow
+from storage.models import AuditEntry, Case, EvidenceFile, utcnow
 from storage.repositories import CaseRepository, UserRepository
 from tests.canary import new_canary, raw_database_bytes, scan
 from tests.conftest import Database
@@ -57,6 +59,13 @@ async def _at_files(sandbox: Sandbox, telegram_id: int) -> ScriptedReporter:
     await reporter.open()
     await _to_question(reporter, "evidence_files", PLAN)
     return reporter
+
+
+async def _data_key(sandbox: Sandbox, case_id: uuid.UUID) -> DataKey:
+    async with sandbox.sessionmaker() as session:
+        case = await session.get(Case, case_id)
+        assert case is not None
+        return await CaseRepository(session, sandbox.keyring).data_key(case)
 
 
 def _text(msgid: str, limit: int = 0) -> str:
@@ -101,7 +110,8 @@ async def test_photo_document_and_voice_are_stored_sealed_and_wiped(
     assert answers["evidence_files"] == [row.id.hex for row in rows] or sorted(
         answers["evidence_files"]
     ) == sorted(row.id.hex for row in rows)
-    assert {row.sha256 for row in rows} == {
+    data_key = await _data_key(sandbox, case.id)
+    assert {EvidenceRepository.custody_hash(row, data_key) for row in rows} == {
         hashlib.sha256(data).digest() for data in (JPEG, pdf, OGG)
     }
 
@@ -342,7 +352,8 @@ async def test_video_notes_and_audio_recordings_are_stored_sealed(
     case, _ = await stored_case(sandbox, reference)
     rows = await _evidence_rows(sandbox)
     assert all(row.submitted and row.case_id == case.id for row in rows)
-    assert sorted(row.sha256 for row in rows) == sorted(
+    data_key = await _data_key(sandbox, case.id)
+    assert sorted(EvidenceRepository.custody_hash(row, data_key) for row in rows) == sorted(
         hashlib.sha256(data).digest() for data in (mp4, mp3)
     )
     await sandbox.stop_bot()
