@@ -115,7 +115,7 @@ async def receive(
     if refused is not None:
         return refused
     expires = None if submitted else utcnow() + timedelta(hours=settings.draft_ttl_hours)
-    meta = EvidenceMeta.of(incoming, len(data)).to_bytes()
+    meta = EvidenceMeta.of(incoming, data).to_bytes()
     row = await repository.store(
         case_id, data_key, data, meta, submitted=submitted, expires_at=expires
     )

@@ -7,10 +7,11 @@ from datetime import datetime
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.capture import CAPTURE_LABELS
 from bot.cases.policy import Action
 from bot.cases.service import CaseView, QueuePage
 from bot.cases.workflow import OUTCOME_LABELS, STATUS_LABELS, TRANSITIONS, Status
-from bot.evidence import KIND_LABELS, EvidenceMeta, human_size
+from bot.evidence import KIND_LABELS, EvidenceKind, EvidenceMeta, human_size
 from bot.intake.flow import questionnaire_for
 from bot.questionnaire import SECTION_TITLES, summarise_for_review
 from bot.text import N_
@@ -92,7 +93,26 @@ def evidence_lines(files: list[StoredEvidence], _: Translate) -> str:
         if meta.caption:
             lines.append(f"   {meta.caption}")
         lines.append(f"   SHA-256: {item.sha256.hex()}")
+        capture = capture_text(meta, _)
+        if capture:
+            lines.append(f"   {capture}")
     return "\n".join(lines)
+
+
+def capture_text(meta: EvidenceMeta, _: Translate) -> str:
+    """The file's capture metadata for staff, or why there is none."""
+    if meta.capture is None:
+        return ""  # stored before capture metadata was read
+    if not meta.capture:
+        if meta.kind is EvidenceKind.PHOTO:
+            return _(N_("Capture metadata: none (a photo sent the ordinary way loses it)"))
+        return _(N_("Capture metadata: none in the file"))
+    found = [
+        f"{_(label)} {meta.capture[key]}"
+        for key, label in CAPTURE_LABELS.items()
+        if key in meta.capture
+    ]
+    return _(N_("Capture metadata: {found}")).format(found="; ".join(found))
 
 
 def evidence_buttons(files: list[StoredEvidence], _: Translate) -> list[list[InlineKeyboardButton]]:
