@@ -307,3 +307,17 @@ async def test_revision_0004_drops_clear_evidence_hashes_and_dead_letter_content
         row = await session.get(EvidenceFile, row_id)
         assert row is not None and row.sha256_sealed is None
         assert EvidenceRepository.custody_hash(row, data_key) == digest
+
+
+async def test_revision_0009_adds_and_removes_the_sealed_receipt(database: Database) -> None:
+    def columns(sync: object) -> set[str]:
+        return {c["name"] for c in inspect(sync).get_columns("evidence_files")}  # type: ignore[arg-type]
+
+    async with database.engine.connect() as conn:
+        assert "receipt_sealed" in await conn.run_sync(columns)
+    await downgrade(database.engine, "0004")
+    async with database.engine.connect() as conn:
+        assert "receipt_sealed" not in await conn.run_sync(columns)
+    await migrate(database.engine)
+    async with database.engine.connect() as conn:
+        assert "receipt_sealed" in await conn.run_sync(columns)

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.policy import Action, is_allowed
 from bot.cases.workflow import Outcome, Status, WorkflowError, check_transition
+from bot.custody import issue_receipts
 from bot.notifications import Notice, NoticeKind, Role, coordinators, enqueue
 from bot.text import N_
 from storage import audit
-from storage.crypto import FieldContext, KeyRing
-from storage.models import Case, CaseEvent, CaseMessage, User, utcnow
+from storage.crypto import DataKey, FieldContext, KeyRing
+from storage.models import Case, CaseEvent, CaseMessage, EvidenceFile, User, utcnow
 from storage.references import normalise_reference
 from storage.repositories import CaseRepository, UserRepository
 
@@ -368,8 +369,12 @@ class CaseService:
             raise AccessDenied
         return case
 
-    async def record_file_reply(self, reporter: User, case: Case) -> None:
-        """The reporter sent a file in reply (already stored as evidence of ``case``)."""
+    async def record_file_reply(
+        self, reporter: User, case: Case, row: EvidenceFile, data_key: DataKey
+    ) -> None:
+        """The reporter sent a file in reply (already stored as evidence of ``case``):
+        its custody receipt is signed, the lawyer told."""
+        await issue_receipts(self.session, self.keyring, case, data_key, [row])
         if case.status == Status.AWAITING_REPORTER.value:
             await self._transition(reporter, case, Status.IN_PROGRESS)
         await self._audit(reporter, "evidence_received", case)

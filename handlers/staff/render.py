@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
@@ -18,7 +18,7 @@ from bot.text import N_
 from handlers.reporter.render import render_value
 from handlers.staff.callbacks import CaseAct, CaseOutcome, EvidenceGet, QueueNav
 from storage.evidence import StoredEvidence
-from storage.models import Case, User, utcnow
+from storage.models import AuditEntry, Case, User, utcnow
 
 Translate = Callable[[str], str]
 Allowed = Callable[[Action, Case | None], bool]
@@ -113,6 +113,21 @@ def capture_text(meta: EvidenceMeta, _: Translate) -> str:
         if key in meta.capture
     ]
     return _(N_("Capture metadata: {found}")).format(found="; ".join(found))
+
+
+def custody_text(
+    meta: EvidenceMeta, receipt: str | None, history: Sequence[AuditEntry], _: Translate
+) -> str:
+    """What goes beside a delivered file: capture metadata, receipt, custody history."""
+    parts = [capture_text(meta, _)] if meta.capture is not None else []
+    if receipt is not None:
+        parts.append(_(N_("Custody receipt (check it with intake-bot verify-receipt):")))
+        parts.append(receipt)
+    parts.append(_(N_("Custody history:")))
+    parts.extend(
+        f"{entry.at:%d.%m.%Y %H:%M} UTC · {audit_action(entry.action, _)}" for entry in history
+    )
+    return "\n".join(parts)
 
 
 def evidence_buttons(files: list[StoredEvidence], _: Translate) -> list[list[InlineKeyboardButton]]:
@@ -240,6 +255,8 @@ AUDIT_ACTION_LABELS = {
     "reply_received": N_("the reporter replied"),
     "evidence_received": N_("a file was received"),
     "evidence_delivery": N_("received a file"),
+    "evidence_receipt": N_("custody receipt signed"),
+    "dossier_export": N_("exported a dossier"),
     "retention_warning": N_("deletion warning sent"),
     "retention_extend": N_("kept the case longer"),
     "case_shred_retention": N_("deleted at the end of retention"),

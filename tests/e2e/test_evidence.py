@@ -216,14 +216,16 @@ async def test_only_the_assigned_lawyer_receives_identical_files(sandbox: Sandbo
         before = len(lawyer.bot_messages())
         await lawyer.press(t(N_("Receive file {number}"), "tg").format(number=number))
         sent = lawyer.bot_messages()[before:]
-        assert len(sent) == 1 and sent[0].kind in ("document", "voice"), sent
+        # The file, then its receipt and custody history (tests/e2e/test_custody.py).
+        assert len(sent) == 2 and sent[0].kind in ("document", "voice"), sent
+        assert sent[1].kind == "text" and "custody receipt" in (sent[1].body or "")
         assert sent[0].protect_content
         file_id = sent[0].file_id
         assert file_id is not None
         received.append(sandbox.server.file_bytes(file_id))
         assert hashes[number - 1] in (sent[0].body or "")
     assert received == [JPEG, OGG]
-    assert [m.kind for m in lawyer.bot_messages()[-2:]] == ["document", "voice"]
+    assert [m.kind for m in lawyer.bot_messages()[-4:]] == ["document", "text", "voice", "text"]
 
     async with sandbox.sessionmaker() as session:
         deliveries = await session.scalar(
