@@ -35,6 +35,7 @@ class StoredEvidence:
     received_at: datetime
     sha256: bytes
     meta: bytes  # the opened metadata JSON (bot/evidence.py EvidenceMeta)
+    receipt: str | None = None  # the signed custody receipt's text
 
 
 class EvidenceRepository:
@@ -145,6 +146,7 @@ class EvidenceRepository:
                 row.received_at,
                 self.custody_hash(row, data_key),
                 data_key.open(row.meta_sealed, _context("meta_sealed", case_id, row.id)),
+                self.receipt(row, data_key),
             )
             for row in rows
         ]

@@ -129,9 +129,17 @@ class CaseService:
             enqueue(self.session, self.keyring, reporter, notice)
 
     # Reading -----------------------------------------------------------------
-    async def open_case(self, actor: User, reference: str) -> CaseView:
-        """The whole case, decrypted for one person; every opening is audited."""
-        case = await self.find(actor, reference, Action.VIEW_CASE)
+    async def open_case(
+        self,
+        actor: User,
+        reference: str,
+        *,
+        action: Action = Action.VIEW_CASE,
+        audit_as: str = "case_view",
+    ) -> CaseView:
+        """The whole case, decrypted for one person; every opening is audited
+        (as ``audit_as``: a dossier is an export, not a view)."""
+        case = await self.find(actor, reference, action)
         data_key = await self.cases.data_key(case)
         answers = await self.cases.answers(case)
         rows = await self.session.scalars(
@@ -151,8 +159,15 @@ class CaseService:
             for row in rows
         ]
         assignee = await self.session.get(User, case.assignee_id) if case.assignee_id else None
-        await self._audit(actor, "case_view", case)
+        await self._audit(actor, audit_as, case)
         return CaseView(case, answers, notes, assignee)
+
+    async def events(self, case: Case) -> list[CaseEvent]:
+        """The case's workflow steps, oldest first (no content)."""
+        found = await self.session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.at)
+        )
+        return list(found.all())
 
     async def queue(self, actor: User, *, mine: bool, page: int, page_size: int = 5) -> QueuePage:
         if not self.allowed(actor, Action.VIEW_QUEUE):

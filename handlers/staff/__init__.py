@@ -2,10 +2,15 @@
 
 from aiogram import Router
 
-from handlers.staff import cases, coordinator, join
+from handlers.staff import cases, coordinator, dossier, join
 
 
 def build_staff_router() -> Router:
     router = Router(name="staff")
-    router.include_routers(join.build_router(), coordinator.build_router(), cases.build_router())
+    router.include_routers(
+        join.build_router(),
+        coordinator.build_router(),
+        cases.build_router(),
+        dossier.build_router(),
+    )
     return router

@@ -73,7 +73,7 @@ def queue_screen(
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[r for r in rows if r])
 
 
-_MESSAGE_KINDS = {
+MESSAGE_KINDS = {
     "note": N_("Internal note"),
     "question": N_("Question to the reporter"),
     "reply": N_("Reply from the reporter"),
@@ -172,7 +172,7 @@ def case_text(
             f"{_(item.question.prompt)}\n  {render_value(item.question, item.value, _, limit=None)}"
         )
     for note in view.messages:
-        kind = _(_MESSAGE_KINDS.get(note.kind, note.kind))
+        kind = _(MESSAGE_KINDS.get(note.kind, note.kind))
         blocks.append(f"[{kind} · {note.created_at:%d.%m %H:%M}]\n{note.text}")
     if files:
         blocks.append(evidence_lines(files, _))
