@@ -34,7 +34,7 @@ from handlers.staff.filters import STAFF
 from handlers.staff.render import MESSAGE_KINDS, status_label
 from storage.crypto import KeyRing
 from storage.evidence import EvidenceRepository, StoredEvidence
-from storage.models import CaseEvent, User
+from storage.models import CaseEvent, User, utcnow
 
 LANGUAGES: Final = ("tg", "ru")
 #: Words after the reference that ask for the draft complaint.
@@ -191,7 +191,7 @@ async def dossier_command(
         await case_service.events(case),
         lawyer,
         complaint=any(word.lower() in COMPLAINT_WORDS for word in words[1:]),
-        now=datetime.now(case.created_at.tzinfo),
+        now=utcnow(),
     )
     document = build_dossier(
         language if language in LANGUAGES else LANGUAGES[0],

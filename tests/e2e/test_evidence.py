@@ -22,6 +22,7 @@ from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.staff.callbacks import EvidenceGet
 from storage.crypto import DataKey, KeyRing
+from storage.crypto.receipts import Receipt, verify
 from storage.evidence import EvidenceRepository
 from storage.fsm import EncryptedFSMStorage
 from storage.models import AuditEntry, Case, EvidenceFile, utcnow
@@ -278,6 +279,11 @@ async def test_a_file_in_reply_to_a_question_joins_the_case(sandbox: Sandbox) ->
     rows = await _evidence_rows(sandbox)
     case, _ = await stored_case(sandbox, reference)
     assert len(rows) == 1 and rows[0].submitted and rows[0].case_id == case.id
+    # Its custody receipt is signed when it joins the case.
+    receipt = EvidenceRepository.receipt(rows[0], await _data_key(sandbox, case.id))
+    assert receipt is not None
+    verify(Receipt.parse(receipt), sandbox.keyring.verify_keys, b"%PDF-1.4 spravka")
+    assert Receipt.parse(receipt).reference == reference
     sent_file = t(
         N_(
             "The reporter of case {reference} sent a file. Open the case to receive it: "
