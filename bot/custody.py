@@ -10,6 +10,7 @@ follow there. No Telegram types. See docs/evidence.md.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Final
@@ -22,6 +23,8 @@ from storage.crypto import DataKey, KeyRing
 from storage.crypto.receipts import issue
 from storage.evidence import EvidenceRepository
 from storage.models import AuditEntry, Case, EvidenceFile
+
+log = logging.getLogger("intake.custody")
 
 #: Entries about the whole case that are part of every file's history: the
 #: case's files left the bot in a dossier, or were deleted with the case.
@@ -51,6 +54,11 @@ async def issue_receipts(
 ) -> None:
     """Sign and seal a receipt for each file, each signing audited, in the caller's
     transaction (the case must have its reference)."""
+    if not keyring.can_sign:
+        # A read-only key file from before receipts (storage/keys.py
+        # ensure_key_file): the file is kept, unsigned; nothing about it is logged.
+        log.warning("custody receipts off: the key file has no signing key")
+        return
     for row in rows:
         digest = EvidenceRepository.custody_hash(row, data_key)
         receipt = issue(keyring, case.reference, digest, row.received_at, bot_version())

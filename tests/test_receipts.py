@@ -131,3 +131,21 @@ def test_an_old_key_file_gets_a_signing_key_at_start(tmp_path: Path) -> None:
     assert not created and upgraded.signing_key is not None
     assert load_key_file(path).signing_id == upgraded.signing_id
     assert load_key_file(path).keks == material.keks
+
+
+def test_a_read_only_old_key_file_signs_no_receipts_but_still_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    material = KeyMaterial.generate()
+    material.signing_id, material.signing_key, material.verify_keys = "", None, {}
+    path = tmp_path / "keys.json"
+    write_key_file(path, material, exclusive=True)
+
+    def read_only(*_args: object, **_kwargs: object) -> None:
+        # As with systemd credentials (tests run as root, so chmod would not refuse).
+        raise PermissionError("read-only file system")
+
+    monkeypatch.setattr(keys, "write_key_file", read_only)
+    loaded, created = keys.ensure_key_file(path)
+    assert not created and loaded.signing_key is None and loaded.keks == material.keks
+    assert not KeyRing(loaded).can_sign

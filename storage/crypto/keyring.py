@@ -113,6 +113,10 @@ class KeyRing:
 
     # Custody receipts ------------------------------------------------------
     @property
+    def can_sign(self) -> bool:
+        return self._material.signing_key is not None
+
+    @property
     def signing_id(self) -> str:
         return self._material.signing_id
 
