@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from bot.capture import read_capture
 from bot.questionnaire.engine import MAX_EVIDENCE_FILES
 from bot.text import N_
 
@@ -171,15 +170,17 @@ class EvidenceMeta:
     capture: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, incoming: Incoming, data: bytes) -> EvidenceMeta:
-        mime = mime_of(incoming) or "application/octet-stream"
+    def of(
+        cls, incoming: Incoming, size: int, capture: dict[str, str] | None = None
+    ) -> EvidenceMeta:
+        """``capture``: what ``bot.capture.read_capture`` found in the file."""
         return cls(
             kind=incoming.kind,
-            mime_type=mime,
-            size=len(data),
+            mime_type=mime_of(incoming) or "application/octet-stream",
+            size=size,
             file_name=(incoming.file_name or None) and str(incoming.file_name)[:MAX_FILE_NAME],
             caption=(incoming.caption or None) and str(incoming.caption)[:MAX_CAPTION],
-            capture=read_capture(data, mime),
+            capture=capture,
         )
 
     def to_bytes(self) -> bytes:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import zipfile
 
 from PIL import Image
 
-from bot.capture import read_capture
+from bot.capture import MAX_CORE_XML, read_capture
 from tests.exif_samples import MAKE, MODEL, docx_with_author, jpeg_with_exif, pdf_with_author
 
 DOCX = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
@@ -44,3 +45,25 @@ def test_malformed_files_give_nothing_and_never_raise() -> None:
     ]:
         assert isinstance(read_capture(data, mime), dict)
     assert read_capture(b"\xff\xd8\xff\xe1garbage", "image/jpeg") == {}
+
+
+def test_a_word_zip_bomb_and_xml_entities_are_never_expanded() -> None:
+    """Only docProps/core.xml is read, only when it is small and declares no entities."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("docProps/core.xml", b" " * (MAX_CORE_XML + 1))
+        archive.writestr("word/document.xml", b"\0" * 50_000_000)
+    bomb = buffer.getvalue()
+    assert len(bomb) < 200_000
+    assert read_capture(bomb, DOCX) == {}
+
+    laughs = (
+        b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">'
+        b'<!ENTITY lol2 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">]>'
+        b'<cp:coreProperties xmlns:cp="x" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        b"<dc:creator>&lol2;</dc:creator></cp:coreProperties>"
+    )
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("docProps/core.xml", laughs)
+    assert read_capture(buffer.getvalue(), DOCX) == {}
