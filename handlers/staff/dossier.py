@@ -56,6 +56,64 @@ def _when(moment: datetime) -> str:
     return f"{moment:%d.%m.%Y %H:%M} UTC"
 
 
+def _account(view: CaseView) -> list[dict[str, Any]]:
+    """The answers by questionnaire section (the template puts the Istanbul
+    Protocol's headings on them), in the staff member's language."""
+    q = questionnaire_for(view.case.questionnaire_version)
+    sections: list[dict[str, Any]] = []
+    for item in summarise_for_review(q, view.answers):
+        if not sections or sections[-1]["id"] != item.section.value:
+            title = _(SECTION_TITLES[item.section])
+            sections.append({"id": item.section.value, "title": title, "items": []})
+        sections[-1]["items"].append(
+            {
+                "id": item.question.id,
+                "question": _(item.question.prompt),
+                "answer": render_value(item.question, item.value, _, limit=None),
+            }
+        )
+    return sections
+
+
+def _evidence(files: list[StoredEvidence]) -> list[dict[str, Any]]:
+    entries = []
+    for number, stored in enumerate(files, start=1):
+        meta = EvidenceMeta.from_bytes(stored.meta)
+        capture = meta.capture or {}
+        entries.append(
+            {
+                "number": number,
+                "kind": _(KIND_LABELS[meta.kind]),
+                "name": meta.file_name or "",
+                "size": human_size(meta.size),
+                "received": _when(stored.received_at),
+                "sha256": stored.sha256.hex(),
+                "capture": [
+                    f"{_(label)}: {capture[key]}"
+                    for key, label in CAPTURE_LABELS.items()
+                    if key in capture
+                ],
+                "receipt_lines": (stored.receipt or "").strip().splitlines(),
+            }
+        )
+    return entries
+
+
+def _timeline(
+    view: CaseView, files: list[StoredEvidence], events: list[CaseEvent]
+) -> list[dict[str, Any]]:
+    """What happened when, oldest first: the report, files, status changes, messages."""
+    entries: list[tuple[datetime, str, str]] = [(view.case.created_at, "received", "")]
+    entries += [(f.received_at, "file", str(n)) for n, f in enumerate(files, start=1)]
+    entries += [(e.at, "status", status_label(e.to_status or "", _)) for e in events]
+    entries += [
+        (note.created_at, note.kind, _(MESSAGE_KINDS.get(note.kind, note.kind)))
+        for note in view.messages
+    ]
+    entries.sort(key=lambda entry: entry[0])
+    return [{"date": _when(at), "what": what, "detail": detail} for at, what, detail in entries]
+
+
 def dossier_context(
     view: CaseView,
     files: list[StoredEvidence],
@@ -67,68 +125,8 @@ def dossier_context(
 ) -> dict[str, Any]:
     """What the template sees: plain values, already in the staff member's language."""
     case = view.case
-    q = questionnaire_for(case.questionnaire_version)
-    answered = summarise_for_review(q, view.answers)
-    sections: list[dict[str, Any]] = []
-    for item in answered:
-        if not sections or sections[-1]["id"] != item.section.value:
-            sections.append(
-                {"id": item.section.value, "title": _(SECTION_TITLES[item.section]), "items": []}
-            )
-        sections[-1]["items"].append(
-            {
-                "id": item.question.id,
-                "question": _(item.question.prompt),
-                "answer": render_value(item.question, item.value, _, limit=None),
-            }
-        )
+    sections = _account(view)
     answers = {entry["id"]: entry for section in sections for entry in section["items"]}
-    places = [answers[qid] for qid in PLACE_QUESTIONS if qid in answers]
-    evidence = []
-    for number, stored in enumerate(files, start=1):
-        meta = EvidenceMeta.from_bytes(stored.meta)
-        evidence.append(
-            {
-                "number": number,
-                "kind": _(KIND_LABELS[meta.kind]),
-                "name": meta.file_name or "",
-                "size": human_size(meta.size),
-                "received": _when(stored.received_at),
-                "sha256": stored.sha256.hex(),
-                "capture": [
-                    f"{_(label)}: {meta.capture[key]}"
-                    for key, label in CAPTURE_LABELS.items()
-                    if meta.capture and key in meta.capture
-                ],
-                "receipt_lines": (stored.receipt or "").strip().splitlines(),
-            }
-        )
-    history = [
-        {
-            "date": _when(event.at),
-            "kind": event.kind,
-            "from": status_label(event.from_status, _) if event.from_status else "",
-            "to": status_label(event.to_status, _) if event.to_status else "",
-        }
-        for event in events
-    ]
-    timeline = sorted(
-        [{"at": case.created_at, "what": "received", "detail": ""}]
-        + [{"at": f.received_at, "what": "file", "detail": str(n)} for n, f in enumerate(files, 1)]
-        + [
-            {"at": e.at, "what": "status", "detail": status_label(e.to_status or "", _)}
-            for e in events
-        ]
-        + [
-            {
-                "at": note.created_at,
-                "what": note.kind,
-                "detail": _(MESSAGE_KINDS.get(note.kind, note.kind)),
-            }
-            for note in view.messages
-        ],
-        key=lambda entry: entry["at"],
-    )
     return {
         "case": {
             "reference": case.reference,
@@ -140,10 +138,18 @@ def dossier_context(
         "generated": _when(now),
         "event_date": answers.get("event_date", {}).get("answer", ""),
         "sections": sections,
-        "places": places,
-        "timeline": [{**entry, "date": _when(entry["at"])} for entry in timeline],
-        "files": evidence,
-        "history": history,
+        "places": [answers[qid] for qid in PLACE_QUESTIONS if qid in answers],
+        "timeline": _timeline(view, files, events),
+        "files": _evidence(files),
+        "history": [
+            {
+                "date": _when(event.at),
+                "kind": event.kind,
+                "from": status_label(event.from_status, _) if event.from_status else "",
+                "to": status_label(event.to_status, _) if event.to_status else "",
+            }
+            for event in events
+        ],
         "notes": [
             {
                 "date": _when(note.created_at),
