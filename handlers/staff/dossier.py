@@ -9,6 +9,7 @@ prosecutor for the lawyer to edit.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import Any, Final
 
@@ -199,7 +200,9 @@ async def dossier_command(
         complaint=any(word.lower() in COMPLAINT_WORDS for word in words[1:]),
         now=utcnow(),
     )
-    document = build_dossier(
+    # About 0.3 s of CPU for a case with 20 files: off the event loop.
+    document = await asyncio.to_thread(
+        build_dossier,
         language if language in LANGUAGES else LANGUAGES[0],
         context,
         title=case.reference,
