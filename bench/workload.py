@@ -156,6 +156,10 @@ class CaseFactory:
                     ),
                     "language": self.rng.choice(("tg", "ru")),
                     "role": Role.LAWYER.value,
+                    "role_mac": self.keyring.attest(
+                        Purpose.ROLE,
+                        FieldContext("users", "role_mac", f"{user_id}:{Role.LAWYER.value}"),
+                    ),
                     "staff_name_sealed": self.keyring.seal(
                         Purpose.USER,
                         f"Lawyer {number + 1}".encode(),
@@ -213,6 +217,7 @@ class CaseFactory:
                     ),
                     "language": rng.choice(("tg", "ru")),
                     "role": None,
+                    "role_mac": None,
                     "staff_name_sealed": None,
                     "banned": False,
                     "created_at": created,

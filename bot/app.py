@@ -8,6 +8,7 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -19,6 +20,7 @@ from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyFileError
 from storage.db import create_engine, create_sessionmaker, migrate
 from storage.keys import ensure_key_file
+from storage.roles import seal_existing_roles
 
 log = logging.getLogger("intake.app")
 
@@ -79,6 +81,19 @@ async def holds_data(engine: AsyncEngine) -> bool:
     return False
 
 
+async def has_column(engine: AsyncEngine, table: str, column: str) -> bool:
+    from sqlalchemy import inspect
+
+    def look(sync: Any) -> bool:
+        inspector = inspect(sync)
+        if table not in inspector.get_table_names():
+            return False
+        return column in {found["name"] for found in inspector.get_columns(table)}
+
+    async with engine.connect() as conn:
+        return bool(await conn.run_sync(look))
+
+
 async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
     if runtime.settings.mode is RunMode.WEBHOOK:
         from bot.webhook import serve_webhook
@@ -98,8 +113,13 @@ async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
 
 async def prepare_database(runtime: Runtime) -> None:
     """Apply the migrations, then what they cannot do without the key file."""
+    had_role_macs = await has_column(runtime.engine, "users", "role_mac")
     await migrate(runtime.engine)
     async with runtime.sessionmaker.begin() as session:
+        # Once, when revision 0004 has just added role MACs: the roles held until
+        # now get theirs. Only then: later it would bless a role written in by hand.
+        if not had_role_macs and (sealed := await seal_existing_roles(session, runtime.keyring)):
+            log.info("staff roles sealed: %d", sealed)
         # After revision 0002, once: count the cases stored before the tally existed.
         # Silent on a new database (nothing to count), as migrate should be.
         if counted := await fill_tally(session, runtime.keyring):

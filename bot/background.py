@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cases.staff import ensure_coordinators
 from bot.config import Settings
-from bot.i18n import DEFAULT_LANGUAGE
+from bot.i18n import reading_language
 from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
 from bot.retention import run_retention
@@ -72,7 +72,9 @@ class BackgroundTasks:
             coordinators = await ensure_coordinators(
                 UserRepository(session, self.keyring), self.settings.coordinator_ids
             )
-            languages = {user.id: user.language or DEFAULT_LANGUAGE for user in coordinators}
+            languages = {
+                user.id: reading_language(user.language, user.role) for user in coordinators
+            }
         await self.menus.set_default(bot, self.i18n)
         for telegram_id, user in zip(
             sorted(self.settings.coordinator_ids), coordinators, strict=True

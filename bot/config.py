@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # A folder with the coalition's own dossier templates (dossier.tg.j2,
     # dossier.ru.j2); those not found there come from bot/templates/.
     dossier_template_dir: Path | None = None
+    # News a reporter may add to one case after sending it (bot/cases/followups.py).
+    followups_per_day: int = Field(default=3, ge=1)
+    followups_total: int = Field(default=20, ge=1)
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod

@@ -1,14 +1,17 @@
 """Languages: gettext catalogues for Tajik and Russian, chosen by the user.
 
-The language is asked for and stored on the user row; Telegram's
-``language_code`` is never used to guess it (many Tajik users run Telegram
-in Russian or English).
+A reporter's language is asked for and stored on the user row; Telegram's
+``language_code`` is only a hint (many Tajik speakers run Telegram in Russian),
+so until a reporter has chosen, answers come in both languages, Tajik first.
+Staff get theirs from ``language_code`` when they join (``staff_language``)
+and can change it with /language.
 """
 
 from __future__ import annotations
 
 import gettext
 import io
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,39 @@ DOMAIN = "messages"
 LANGUAGES = ("tg", "ru")
 DEFAULT_LANGUAGE = "tg"
 LANGUAGE_NAMES = {"tg": "Тоҷикӣ", "ru": "Русский"}
+STAFF_DEFAULT_LANGUAGE = "ru"
+
+Translate = Callable[[str], str]
+
+
+def staff_language(language_code: str | None) -> str:
+    """A new staff member's language from their Telegram app's: ru, tg, else Russian.
+
+    Lawyers in Tajikistan work in Russian more often than not; a reporter's
+    language, by contrast, is always asked.
+    """
+    code = (language_code or "").split("-")[0].lower()
+    return code if code in LANGUAGES else STAFF_DEFAULT_LANGUAGE
+
+
+def reading_language(language: str | None, role: str | None) -> str:
+    """The language to write to someone in: theirs, else Russian for staff, else Tajik.
+
+    Staff named in the settings may get a notice before their first message
+    tells us their app's language.
+    """
+    if language in LANGUAGES:
+        return language
+    return STAFF_DEFAULT_LANGUAGE if role is not None else DEFAULT_LANGUAGE
+
+
+def in_both_languages(i18n: I18n, render: Callable[[Translate], str]) -> str:
+    """``render`` once per language, Tajik first, for someone who has not chosen yet."""
+
+    def translator(language: str) -> Translate:
+        return lambda msgid: i18n.gettext(msgid, locale=language)
+
+    return "\n\n".join(render(translator(language)) for language in LANGUAGES)
 
 
 class CatalogueI18n(I18n):

@@ -13,6 +13,7 @@ from aiogram.types import User as TelegramUser
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cases.service import CaseService
+from bot.i18n import staff_language
 from storage.crypto import KeyRing
 from storage.repositories import CaseRepository, UserRepository
 from storage.unit_of_work import update_scope
@@ -101,6 +102,9 @@ class UserMiddleware(BaseMiddleware):
         user = await users.ensure(sender.id, chat.id)
         if user.banned:
             return await _neutral_reply(event)
+        if user.role is not None and user.language is None:
+            # Staff named in the settings: their Telegram app's language, until /language.
+            user.language = staff_language(sender.language_code)
         data["user"] = user
         return await handler(event, data)
 

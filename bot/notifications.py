@@ -16,11 +16,17 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.intake.news import NEWS_LABELS, NewsKind
 from bot.text import N_
-from storage.crypto import FieldContext, KeyRing, Purpose
+from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose
 from storage.models import OutboxMessage, User
 
 Translate = Callable[[str], str]
+
+# Outbox states. Only a queued row (pending, or sending under a lease) holds
+# content; every other state keeps the bookkeeping alone.
+PENDING, SENDING, SENT, DEAD, CANCELLED = "pending", "sending", "sent", "dead", "cancelled"
+QUEUED = (PENDING, SENDING)
 
 
 class Role(StrEnum):
@@ -39,6 +45,27 @@ class NoticeKind(StrEnum):
     CASE_CLOSED = "case_closed"  # to the reporter
     JOINED_AS_LAWYER = "joined"  # to coordinators
     RETENTION_WARNING = "retention"  # to the lawyer
+    REPORTER_NEWS = "reporter_news"  # to the lawyer (or coordinators): the kind, no content
+    NEWS_ON_CLOSED = "news_closed"  # to coordinators, with Reopen / Keep closed buttons
+    CASE_REOPENED = "case_reopened"  # to the lawyer of a reopened case
+
+
+#: Notices to staff: the outbox asks the policy before each one goes out.
+TO_STAFF = frozenset(
+    {
+        NoticeKind.NEW_CASE,
+        NoticeKind.ASSIGNED_TO_YOU,
+        NoticeKind.REPORTER_REPLIED,
+        NoticeKind.REPORTER_SENT_FILE,
+        NoticeKind.JOINED_AS_LAWYER,
+        NoticeKind.RETENTION_WARNING,
+    }
+)
+#: What a lawyer is told about work on their case; when they lose their role
+#: before it went out, the coordinators are told instead.
+CASE_WORK = frozenset(
+    {NoticeKind.REPORTER_REPLIED, NoticeKind.REPORTER_SENT_FILE, NoticeKind.RETENTION_WARNING}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +75,7 @@ class Notice:
     urgent: bool = False
     status: str | None = None
     text: str | None = None
+    news: str | None = None  # bot/intake/news.py NewsKind: a code, never the reporter's words
 
     def to_bytes(self) -> bytes:
         return json.dumps(asdict(self), ensure_ascii=False).encode()
@@ -61,6 +89,7 @@ class Notice:
             urgent=bool(data.get("urgent", False)),
             status=data.get("status"),
             text=data.get("text"),
+            news=data.get("news"),
         )
 
 
@@ -92,9 +121,20 @@ _TEMPLATES: dict[NoticeKind, str] = {
         "Case {reference} will be deleted for good in 7 days, as the retention period "
         "ends. To keep it longer, send: /extend {reference} and the reason."
     ),
+    NoticeKind.REPORTER_NEWS: N_(
+        "News from the reporter of case {reference}: {news}. Open the case: /case {reference}"
+    ),
+    NoticeKind.NEWS_ON_CLOSED: N_(
+        "News from the reporter of the closed case {reference}: {news}. Reopen the case? "
+        "/case {reference}"
+    ),
+    NoticeKind.CASE_REOPENED: N_(
+        "Case {reference} has been reopened after news from the reporter. /case {reference}"
+    ),
 }
 
 URGENT_NEW_CASE = N_("URGENT: new case {reference}. Open it with /case {reference}")
+URGENT_PREFIX = N_("URGENT: {notice}")
 
 
 def render_notice(notice: Notice, translate: Translate) -> str:
@@ -104,9 +144,15 @@ def render_notice(notice: Notice, translate: Translate) -> str:
     status = ""
     if notice.status in REPORTER_STATUS_LABELS:
         status = translate(REPORTER_STATUS_LABELS[notice.status])
-    return translate(template).format(
-        reference=notice.reference, text=notice.text or "", status=status
+    news = ""
+    if notice.news is not None and notice.news in NewsKind._value2member_map_:
+        news = translate(NEWS_LABELS[NewsKind(notice.news)])
+    text = translate(template).format(
+        reference=notice.reference, text=notice.text or "", status=status, news=news
     )
+    if notice.urgent and notice.kind in (NoticeKind.REPORTER_NEWS, NoticeKind.NEWS_ON_CLOSED):
+        text = translate(URGENT_PREFIX).format(notice=text)
+    return text
 
 
 #: Statuses in the reporter's words: neutral, no case details.
@@ -119,8 +165,9 @@ REPORTER_STATUS_LABELS = {
 }
 
 
-def outbox_context(message_id: object) -> FieldContext:
-    return FieldContext("outbox", "payload_sealed", str(message_id))
+def outbox_context(message_id: object, recipient_id: object) -> FieldContext:
+    """Bound to the recipient: a row pointed at someone else no longer opens."""
+    return FieldContext("outbox", "payload_sealed", f"{message_id}:{recipient_id}")
 
 
 def enqueue(session: AsyncSession, keyring: KeyRing, recipient: User, notice: Notice) -> None:
@@ -132,11 +179,53 @@ def enqueue(session: AsyncSession, keyring: KeyRing, recipient: User, notice: No
             id=message_id,
             recipient_id=recipient.id,
             payload_sealed=keyring.seal(
-                Purpose.OUTBOX, notice.to_bytes(), outbox_context(message_id)
+                Purpose.OUTBOX, notice.to_bytes(), outbox_context(message_id, recipient.id)
             ),
             kek_id=keyring.primary_id,
         )
     )
+
+
+def drop_content(row: OutboxMessage) -> None:
+    """A notice may quote a lawyer's question or a reporter's reply: once it is
+    sent, dead or withdrawn, keep the bookkeeping and drop the content."""
+    row.payload_sealed = b""
+    row.kek_id = ""
+
+
+async def withdraw_queued(
+    session: AsyncSession,
+    keyring: KeyRing,
+    *,
+    reference: str | None = None,
+    recipient_id: uuid.UUID | None = None,
+) -> list[Notice]:
+    """Cancel the notices not sent yet about a case, or to one person; returns them.
+
+    The reference is inside the sealed payload, so every queued row (few: the
+    outbox drains within seconds) is opened. A row that does not open is left
+    to the worker, which moves it to the dead letters without its content.
+    """
+    query = select(OutboxMessage).where(OutboxMessage.state.in_(QUEUED))
+    if recipient_id is not None:
+        query = query.where(OutboxMessage.recipient_id == recipient_id)
+    withdrawn: list[Notice] = []
+    for row in await session.scalars(query):
+        try:
+            notice = Notice.from_bytes(
+                keyring.open(
+                    Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+                )
+            )
+        except (DecryptionError, ValueError, KeyError):
+            continue
+        if reference is not None and notice.reference != reference:
+            continue
+        row.state = CANCELLED
+        drop_content(row)
+        withdrawn.append(notice)
+    await session.flush()
+    return withdrawn
 
 
 async def coordinators(session: AsyncSession) -> Sequence[User]:
@@ -145,10 +234,27 @@ async def coordinators(session: AsyncSession) -> Sequence[User]:
 
 
 REPLY_CALLBACK_PREFIX = "reply"
+REOPEN_CALLBACK_PREFIX = "ro"
+
+
+def reopen_callback(reference: str, reopen: bool) -> str:
+    """``ro:<reference>:<1|0>``, as handlers/staff/reopen.py ``ReopenChoice`` packs it."""
+    return f"{REOPEN_CALLBACK_PREFIX}:{reference}:{int(reopen)}"
 
 
 def notice_keyboard(notice: Notice, translate: Translate) -> InlineKeyboardMarkup | None:
-    """A lawyer's question carries a Reply button; nothing else has buttons."""
+    """A lawyer's question carries a Reply button, news on a closed case Reopen and
+    Keep closed; nothing else has buttons."""
+    if notice.kind is NoticeKind.NEWS_ON_CLOSED:
+        rows = [
+            [
+                InlineKeyboardButton(
+                    text=translate(label), callback_data=reopen_callback(notice.reference, choice)
+                )
+            ]
+            for label, choice in ((N_("Reopen the case"), True), (N_("Keep it closed"), False))
+        ]
+        return InlineKeyboardMarkup(inline_keyboard=rows)
     if notice.kind is not NoticeKind.LAWYER_QUESTION:
         return None
     button = InlineKeyboardButton(

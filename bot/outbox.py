@@ -30,14 +30,28 @@ from aiogram.exceptions import (
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.notifications import Notice, notice_keyboard, outbox_context, render_notice
+from bot.cases.policy import Action, is_allowed
+from bot.i18n import reading_language
+from bot.notifications import (
+    CANCELLED,
+    DEAD,
+    PENDING,
+    SENDING,
+    SENT,
+    TO_STAFF,
+    Notice,
+    drop_content,
+    notice_keyboard,
+    outbox_context,
+    render_notice,
+)
 from storage.crypto import DecryptionError, KeyRing, Purpose
 from storage.models import OutboxMessage, User, utcnow
-from storage.repositories import UserRepository
+from storage.repositories import CaseRepository, UserRepository
 
 log = logging.getLogger("intake.outbox")
 
-PENDING, SENDING, SENT, DEAD = "pending", "sending", "sent", "dead"
+__all__ = ["DEAD", "PENDING", "SENDING", "SENT", "OutboxPolicy", "OutboxWorker", "RateLimiter"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +177,9 @@ class OutboxWorker:
             user = await session.get(User, row.recipient_id)
             try:
                 notice = Notice.from_bytes(
-                    self.keyring.open(Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id))
+                    self.keyring.open(
+                        Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+                    )
                 )
                 if user is None:
                     raise LookupError("recipient is gone")
@@ -171,7 +187,17 @@ class OutboxWorker:
             except (DecryptionError, LookupError, ValueError, KeyError) as exc:
                 await self._finish(session, row, DEAD, error=type(exc).__name__)
                 return
-            language = user.language or ""
+            if not await self._may_receive(session, user, notice):
+                # The role went, or the case moved to someone else, after the
+                # notice was queued: it is withdrawn, never sent.
+                row.state = CANCELLED
+                drop_content(row)
+                await session.commit()
+                log.info(
+                    "outbox: %s notice withdrawn, its recipient may not see it", notice.kind.value
+                )
+                return
+            language = reading_language(user.language, user.role)
 
             def translate(msgid: str) -> str:
                 return self.translator(msgid, language)
@@ -195,6 +221,18 @@ class OutboxWorker:
             await self._finish(session, row, SENT)
             log.info("outbox: sent %s notice", notice.kind.value)
 
+    async def _may_receive(self, session: AsyncSession, user: User, notice: Notice) -> bool:
+        if notice.kind not in TO_STAFF:
+            return True
+        if not notice.reference:
+            return is_allowed(user, Action.MANAGE_STAFF, keyring=self.keyring)
+        case = await CaseRepository(session, self.keyring).by_reference(notice.reference)
+        return (
+            case is not None
+            and case.shredded_at is None
+            and is_allowed(user, Action.RECEIVE_NOTICE, case, keyring=self.keyring)
+        )
+
     async def _retry(
         self, session: AsyncSession, row: OutboxMessage, error: str, delay: float | None = None
     ) -> None:
@@ -217,8 +255,7 @@ class OutboxWorker:
         if state == SENT:
             row.sent_at = utcnow()
             row.attempts += 1
-            # A delivered notice may quote a lawyer's question or a reporter's
-            # reply: keep the bookkeeping, drop the content.
-            row.payload_sealed = b""
-            row.kek_id = ""
+        # Sent or dead, the content goes: nobody reads a dead letter's text, and
+        # it would outlive the case it quotes.
+        drop_content(row)
         await session.commit()

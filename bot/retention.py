@@ -19,7 +19,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.cases.stats import archive_case
-from bot.notifications import Notice, NoticeKind, enqueue
+from bot.notifications import CANCELLED, DEAD, SENT, Notice, NoticeKind, enqueue, withdraw_queued
 from storage import audit
 from storage.crypto import KeyRing
 from storage.models import (
@@ -69,6 +69,8 @@ async def shred_case(session: AsyncSession, keyring: KeyRing, case: Case, *, rea
     await session.execute(delete(KeyWrap).where(KeyWrap.case_id == case.id))
     await session.execute(delete(CaseMessage).where(CaseMessage.case_id == case.id))
     await session.execute(delete(EvidenceFile).where(EvidenceFile.case_id == case.id))
+    # Questions and replies still queued about the case go with it.
+    await withdraw_queued(session, keyring, reference=case.reference)
     case.shredded_at = now
     case.reporter_index = None
     case.reporter_chat_sealed = None
@@ -117,13 +119,15 @@ async def run_retention(
                     session, keyring, "retention_warning", actor_id=None, case_id=case.id
                 )
                 warned += 1
-        # Delivered notices keep only bookkeeping; dead letters keep their sealed
-        # content for coordinators for a while, then go too.
+        # Sent, withdrawn and dead notices keep only their bookkeeping (dead ones
+        # are counted in /staff for a while), then go too.
         await session.execute(
             delete(OutboxMessage).where(
                 or_(
-                    (OutboxMessage.state == "sent") & (OutboxMessage.sent_at <= now - SENT_KEPT),
-                    (OutboxMessage.state == "dead") & (OutboxMessage.created_at <= now - DEAD_KEPT),
+                    (OutboxMessage.state == SENT) & (OutboxMessage.sent_at <= now - SENT_KEPT),
+                    (OutboxMessage.state == CANCELLED)
+                    & (OutboxMessage.created_at <= now - SENT_KEPT),
+                    (OutboxMessage.state == DEAD) & (OutboxMessage.created_at <= now - DEAD_KEPT),
                 )
             )
         )

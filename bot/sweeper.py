@@ -15,6 +15,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 
 from bot.intake.flow import IntakeState
+from bot.intake.news import DRAFT_KEY, STATUS_SCREEN_KEY, NewsDraft, message_ids
 from storage.fsm import EncryptedFSMStorage
 
 log = logging.getLogger("intake.sweeper")
@@ -40,16 +41,26 @@ class DraftSweeper:
             if not isinstance(data, dict) or not isinstance(chat_id, int):
                 continue
             intake = IntakeState.from_dict(data.get("intake"))
-            if not intake.trail:
+            # News being written about a sent report keeps its own trail, and the
+            # /status exchanges it may start from are kept beside it.
+            news = NewsDraft.from_dict(data.get(DRAFT_KEY))
+            status_screens = message_ids(data.get(STATUS_SCREEN_KEY))
+            trail = [*intake.trail, *(news.trail if news else []), *status_screens]
+            if not trail:
                 continue
-            for start in range(0, len(intake.trail), DELETE_BATCH):
+            for start in range(0, len(trail), DELETE_BATCH):
                 try:
-                    await bot.delete_messages(chat_id, intake.trail[start : start + DELETE_BATCH])
+                    await bot.delete_messages(chat_id, trail[start : start + DELETE_BATCH])
                 except TelegramAPIError as exc:
                     log.warning("sweeper could not delete messages: %s", type(exc).__name__)
-            deleted += len(intake.trail)
-            intake.trail = []
-            data["intake"] = intake.to_dict()
+            deleted += len(trail)
+            if "intake" in data:
+                intake.trail = []
+                data["intake"] = intake.to_dict()
+            if news is not None:
+                news.trail = []
+                data[DRAFT_KEY] = news.to_dict()
+            data.pop(STATUS_SCREEN_KEY, None)
             await self.storage.replace_payload(index, payload)
         expired = await self.storage.delete_expired()
         if deleted or expired:

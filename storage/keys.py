@@ -24,6 +24,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose, peek_key_id
 from storage.crypto.keyfile import KeyFileError, KeyMaterial, load_key_file, write_key_file
 from storage.models import FsmRecord, KeyWrap, OutboxMessage, StatsTally, User
+from storage.roles import remac
 
 DEFAULT_BATCH = 1000
 USER_SEALED_COLUMNS = ("chat_sealed", "staff_name_sealed")
@@ -98,7 +99,9 @@ async def key_usage(sessionmaker: async_sessionmaker[AsyncSession], keyring: Key
         outbox = await _count_by_key(session, OutboxMessage.kek_id)
         stats = await _count_by_key(session, StatsTally.kek_id)
         users: Counter[str] = Counter()
-        for row in await session.execute(select(User.chat_sealed, User.staff_name_sealed)):
+        for row in await session.execute(
+            select(User.chat_sealed, User.staff_name_sealed, User.role_mac)
+        ):
             for sealed in row:
                 if sealed is not None:
                     users[peek_key_id(sealed)] += 1
@@ -182,6 +185,7 @@ async def _reseal_users(
                     plain = keyring.open(Purpose.USER, sealed, context)
                     setattr(user, column, keyring.seal(Purpose.USER, plain, context))
                     changed += 1
+                changed += remac(keyring, user)
             last_id = users[-1].id
 
 
@@ -234,7 +238,7 @@ def _row_id(row: FsmRecord | OutboxMessage | StatsTally) -> bytes | uuid.UUID | 
         return row.key_index
     if isinstance(row, StatsTally):
         return row.name
-    return row.id
+    return f"{row.id}:{row.recipient_id}"  # bot/notifications.py outbox_context
 
 
 async def drop_key(

@@ -75,6 +75,8 @@ class User(Base):
     chat_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     language: Mapped[str | None] = mapped_column(String(8))
     role: Mapped[str | None] = mapped_column(String(16), index=True)
+    # A MAC over (id, role) under a key from the key file (storage/roles.py).
+    role_mac: Mapped[bytes | None] = mapped_column(LargeBinary)
     # Staff only: the name they had on Telegram when they joined, so that
     # coordinators can tell lawyers apart. Reporters' names are never stored.
     staff_name_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)

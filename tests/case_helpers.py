@@ -21,6 +21,7 @@ from bot.cases.stats import count_submission
 from storage.crypto import KeyRing
 from storage.models import User
 from storage.repositories import CaseRepository, UserRepository
+from storage.roles import set_role
 from tests.conftest import Database
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,7 +43,7 @@ async def make_user(
     telegram_id = next(_telegram_ids)
     user = await UserRepository(session, keyring).ensure(telegram_id, telegram_id)
     if role is not None:
-        user.role = role
+        set_role(keyring, user, role)
         set_staff_name(keyring, user, name)
     return user, telegram_id
 

@@ -20,7 +20,8 @@ from bot.questionnaire import SKIPPED
 from bot.text import N_
 from devkit.demo import DEFAULT_COORDINATOR_ID, DEFAULT_LAWYER_ID, DemoSession
 from devkit.scripted_reporter import ScriptedReporter, t
-from handlers.reporter.render import LANGUAGE_PROMPT
+from handlers.reporter.render import INTRO_ABOUT, INTRO_RISKS, LANGUAGE_PROMPT
+from tests.e2e.staff_helpers import STAFF_LANGUAGE
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,15 +70,18 @@ async def test_walk_to_the_first_question(demo: DemoSession) -> None:
     intro = await demo.handle("1")
     assert t(N_("Continue"), "tg") in intro
     assert f"[1] {t(N_('Continue'), 'tg')}" in intro
-    # A pressed button turns its own message into the next screen: nothing to delete.
-    assert "🤖 (edited)" in intro
-    assert "🗑" not in intro
+    # The introduction is two short messages; the language screen gives way to them.
+    assert t(INTRO_ABOUT, "tg") in intro and t(INTRO_RISKS, "tg") in intro
+    assert "🗑 the bot deleted 1 message" in intro
 
-    screens = [await demo.handle("1") for _ in range(4)]  # intro, then three consents
+    screens = [await demo.handle("1") for _ in range(4)]  # Continue, then three consents
     question = screens[-1]
     assert "1/" in question
     assert "[1] " in question
-    assert all("🤖 (edited)" in screen and "🗑" not in screen for screen in screens)
+    # A pressed button turns its own message into the next screen; after the
+    # introduction only its first message is left to delete.
+    assert "🤖 (edited)" in screens[0] and "🗑 the bot deleted 1 message" in screens[0]
+    assert all("🤖 (edited)" in screen and "🗑" not in screen for screen in screens[1:])
 
     # Only the current screen is left in the chat.
     visible = demo.user.visible_messages()
@@ -137,7 +141,7 @@ def test_piped_stdin_subprocess() -> None:
     assert "(demo) lawyer (id 2) joined the staff" in result.stdout
     assert "reporter> /start" in result.stdout  # the prompt names whom you play
     assert "coordinator> /staff" in result.stdout
-    assert f"Lawyer ({t(N_('lawyer'), 'tg')})" in result.stdout
+    assert f"Lawyer ({t(N_('lawyer'), STAFF_LANGUAGE)})" in result.stdout
     assert "Traceback" not in result.stderr
 
 
@@ -170,7 +174,7 @@ async def test_as_switches_between_people(demo: DemoSession) -> None:
 
     staff = await demo.handle("/staff")
     assert staff.startswith("🤖 ")
-    assert f"Lawyer ({t(N_('lawyer'), 'tg')})" in staff
+    assert f"Lawyer ({t(N_('lawyer'), STAFF_LANGUAGE)})" in staff
 
     assert (await demo.handle("/as l")).startswith("(demo) you are now the lawyer (Telegram id 2)")
     assert demo.user.user_id == DEFAULT_LAWYER_ID
@@ -197,13 +201,15 @@ async def test_assign_ask_and_reply(demo: DemoSession) -> None:
     # The receipt, left unprinted in the reporter's chat, comes first, compactly.
     assert switched.startswith("[to reporter] ")
     assert reference in switched.splitlines()[0]
-    new_case = render_notice(Notice(NoticeKind.NEW_CASE, reference), lambda m: t(m, "tg"))
+    new_case = render_notice(Notice(NoticeKind.NEW_CASE, reference), lambda m: t(m, STAFF_LANGUAGE))
     assert new_case.splitlines()[0] in switched
 
     choice = await demo.handle(f"/assign {reference}")
     assert "[1] " in choice
     assigned = await demo.handle(_number_of(demo, "Lawyer"))
-    notice = render_notice(Notice(NoticeKind.ASSIGNED_TO_YOU, reference), lambda m: t(m, "tg"))
+    notice = render_notice(
+        Notice(NoticeKind.ASSIGNED_TO_YOU, reference), lambda m: t(m, STAFF_LANGUAGE)
+    )
     assert f"[to lawyer] {notice}" in assigned
     assert "[to reporter] " in assigned
 
@@ -211,7 +217,7 @@ async def test_assign_ask_and_reply(demo: DemoSession) -> None:
     assert f"🤖 {notice}" in switched
     case = await demo.handle(f"/case {reference}")
     assert case.startswith(f"🤖 {reference} · ")
-    ask = t(N_("Ask the reporter"), "tg")
+    ask = t(N_("Ask the reporter"), STAFF_LANGUAGE)
     assert f"] {ask}" in case
     await demo.handle(_number_of(demo, ask))
     sent = await demo.handle("Когда это было?")
@@ -270,7 +276,7 @@ async def test_files_sent_and_received(demo: DemoSession, tmp_path: Path) -> Non
     await demo.handle(_number_of(demo, "Lawyer"))
     await demo.handle("/as lawyer")
     case = await demo.handle(f"/case {reference}")
-    receive = t(N_("Receive file {number}"), "tg").format(number=1)
+    receive = t(N_("Receive file {number}"), STAFF_LANGUAGE).format(number=1)
     assert f"] {receive}" in case
     received = await demo.handle(_number_of(demo, receive))
     assert "📄 document (" in received
@@ -284,7 +290,7 @@ async def test_files_sent_and_received(demo: DemoSession, tmp_path: Path) -> Non
 
     # The case dossier: shown as its outline, saved as a Word file.
     dossier = await demo.handle(f"/dossier {reference}")
-    assert f"📄 document ({reference}.docx" in dossier and "§ Ҳуҷҷатномаи парвандаи" in dossier
+    assert f"📄 document ({reference}.docx" in dossier and "§ Досье дела" in dossier
     saved = await demo.handle(f"/save {tmp_path / 'dossier'}")
     [path] = (tmp_path / "dossier").glob("*.docx")
     text = "\n".join(p.text for p in Document(str(path)).paragraphs)

@@ -55,6 +55,7 @@ from bot.intake.flow import (
     go_back,
     press_option,
 )
+from bot.intake.news import NewsKind
 from bot.questionnaire import (
     DONT_KNOW,
     SKIPPED,
@@ -856,6 +857,11 @@ def callback_data(
         st.builds("co:{}:{}".format, ref, st.sampled_from([o.value for o in Outcome]) | WORD),
         st.builds("at:{}:{}".format, ref, hexes),
         st.builds("rs:{}".format, hexes),
+        # News after the report: start (another's case), a kind, a step, reopening.
+        st.builds("ns:{}".format, ref),
+        st.builds("nk:{}".format, st.sampled_from([kind.value for kind in NewsKind]) | WORD),
+        st.builds("na:{}".format, st.sampled_from(["skip", "done", "send", "cancel"]) | WORD),
+        st.builds("ro:{}:{}".format, ref, BOOLS),
     )
     raw = st.one_of(
         st.text(alphabet=ANY_CHAR, max_size=64),
@@ -999,6 +1005,9 @@ def test_callback_fuzzing(harness: Harness) -> None:
     @example(who="stranger", data="fg:forget", where="screen")
     @example(who="stranger", data="q:agency:_done", where="screen")
     @example(who="stranger", data=f"reply:{victim}", where="screen")
+    @example(who="stranger", data=f"ns:{victim}", where="screen")  # news on another's case
+    @example(who="reporter", data="na:send", where="screen")  # no news being written
+    @example(who="coordinator", data=f"ro:{victim}:1", where="screen")  # no news to answer
     @example(who="coordinator", data=f"ca:{victim}:open", where="screen")
     @example(who="coordinator", data="qn:1:99999999999999999999", where="screen")
     @example(who="coordinator", data="qn:0:0", where="screen")

@@ -20,13 +20,15 @@ from aiogram import Bot
 from sqlalchemy import select, update
 
 from bot import outbox as outbox_module
-from bot.notifications import Notice, NoticeKind, enqueue, render_notice
+from bot.notifications import Notice, NoticeKind, enqueue, outbox_context, render_notice
 from bot.outbox import DEAD, PENDING, SENDING, SENT, OutboxPolicy, OutboxWorker, RateLimiter
+from bot.retention import shred_case
 from devkit.emulator import FakeTelegramServer
 from devkit.scripted_reporter import t
-from storage.crypto import KeyRing
-from storage.models import OutboxMessage, utcnow
-from storage.repositories import UserRepository
+from storage.crypto import KeyRing, Purpose
+from storage.models import Case, OutboxMessage, utcnow
+from storage.repositories import CaseRepository, UserRepository
+from tests.canary import new_canary
 from tests.conftest import Database
 
 TINY = OutboxPolicy(
@@ -130,7 +132,7 @@ async def _queue(
 
 
 def _notice(index: int) -> Notice:
-    return Notice(NoticeKind.ASSIGNED_TO_YOU, f"K7QD-{index:04d}")
+    return Notice(NoticeKind.LAWYER_ASSIGNED, f"K7QD-{index:04d}")  # to a reporter
 
 
 async def _rows(database: Database) -> list[OutboxMessage]:
@@ -364,3 +366,77 @@ async def test_rate_limiter_spacing_per_chat_and_overall(clock: FakeClock) -> No
     paused_at = clock.now
     await limiter.wait(99)
     assert clock.now >= paused_at + 5.0 - 1e-9
+
+
+# --- content of notices that never go out (docs/threat-model.md) ------------------
+
+
+def _opened(keyring: KeyRing, rows: list[OutboxMessage]) -> list[Notice]:
+    """Every notice the key file still opens: what a seized server would give up."""
+    return [
+        Notice.from_bytes(
+            keyring.open(
+                Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+            )
+        )
+        for row in rows
+        if row.payload_sealed
+    ]
+
+
+async def test_a_dead_letter_keeps_no_question_or_reply_text(
+    database: Database, keyring: KeyRing, server: FakeTelegramServer, bot: Bot, clock: FakeClock
+) -> None:
+    question = new_canary("Question")
+    server.ensure_chat(4501)
+    async with database.sessionmaker.begin() as session:
+        user = await UserRepository(session, keyring).ensure(4501, 4501)
+        enqueue(
+            session, keyring, user, Notice(NoticeKind.LAWYER_QUESTION, "K7QD-0001", text=question)
+        )
+    server.set_blocked(4501)
+    worker = _worker(database, keyring, bot)
+    assert await worker.run_once() == 1
+    (row,) = await _rows(database)
+    assert row.state == DEAD
+    assert _opened(keyring, [row]) == [], "the dead letter still holds the question"
+
+
+async def test_destroying_a_case_drops_the_notices_still_queued_about_it(
+    database: Database, keyring: KeyRing
+) -> None:
+    question, other = new_canary("Question"), new_canary("Other")
+    async with database.sessionmaker.begin() as session:
+        reporter = await UserRepository(session, keyring).ensure(4601, 4601)
+        cases = CaseRepository(session, keyring)
+        made = [
+            await cases.create(
+                answers={},
+                urgent=False,
+                questionnaire_version="test",
+                stats_consent=False,
+                contact_consent=True,
+                reporter_index=reporter.tg_index,
+                reporter_chat_id=4601,
+            )
+            for _ in range(2)
+        ]
+        doomed, kept = made
+        enqueue(
+            session,
+            keyring,
+            reporter,
+            Notice(NoticeKind.LAWYER_QUESTION, doomed.reference, text=question),
+        )
+        enqueue(
+            session,
+            keyring,
+            reporter,
+            Notice(NoticeKind.LAWYER_QUESTION, kept.reference, text=other),
+        )
+    async with database.sessionmaker.begin() as session:
+        case = await session.get(Case, doomed.id)
+        assert case is not None
+        assert await shred_case(session, keyring, case, reason="case_withdraw")
+    texts = [notice.text for notice in _opened(keyring, await _rows(database))]
+    assert texts == [other], "a destroyed case's question is still readable in the outbox"

@@ -27,6 +27,7 @@ from storage.models import (
     utcnow,
 )
 from storage.repositories import CaseRepository, UserRepository
+from storage.roles import set_role
 from tests.canary import new_canary, raw_database_bytes, scan
 from tests.conftest import Database, close_database, open_database
 
@@ -38,7 +39,7 @@ REPORTER_TG = 760_500
 async def _lawyer(db: Database, keyring: KeyRing, telegram_id: int = LAWYER_TG) -> uuid.UUID:
     async with db.sessionmaker.begin() as session:
         user = await UserRepository(session, keyring).ensure(telegram_id, telegram_id)
-        user.role = "lawyer"
+        set_role(keyring, user, "lawyer")
         return user.id
 
 
@@ -100,7 +101,9 @@ async def _notices(db: Database, keyring: KeyRing, recipient: uuid.UUID) -> list
         )
         return [
             Notice.from_bytes(
-                keyring.open(Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id))
+                keyring.open(
+                    Purpose.OUTBOX, row.payload_sealed, outbox_context(row.id, row.recipient_id)
+                )
             )
             for row in rows
         ]
@@ -235,7 +238,7 @@ async def test_extending_moves_the_deadline_and_resets_the_warning(
             actor = await session.get(User, lawyer)
         else:
             actor = await UserRepository(session, keyring).ensure(760_002, 760_002)
-            actor.role = "coordinator"
+            set_role(keyring, actor, "coordinator")
         assert actor is not None
         service = CaseService(session, keyring, self_assign=True, retention_days=180)
         await service.extend_retention(actor, reference, "Шикоят ба прокурор ҳанӯз баррасӣ мешавад")

@@ -24,6 +24,7 @@ from bot.cases.workflow import (
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyMaterial, write_key_file
 from storage.models import Case, CaseEvent, User
+from storage.roles import set_role
 from tests.case_helpers import attach, make_case, make_people, run_cli, service
 from tests.conftest import Database, close_database, open_database
 
@@ -153,6 +154,7 @@ LAWYER_ON_OWN = {
     Action.EXTEND_RETENTION,
     # Evidence files go to the assigned lawyer only, not to one who may merely view.
     Action.GET_EVIDENCE,
+    Action.RECEIVE_NOTICE,
 }
 #: What a lawyer may do, by their relation to the case (``self_assign`` on / off).
 #: Every Action not listed (assigning, statistics, the audit trail, staff, bans) is
@@ -169,8 +171,17 @@ LAWYER_TABLE: dict[str, dict[bool, set[Action]]] = {
 }
 
 
+POLICY_KEYS = KeyRing(KeyMaterial.generate())
+
+
+def may(user: User | None, action: Action, case: Case | None, self_assign: bool) -> bool:
+    return is_allowed(user, action, case, keyring=POLICY_KEYS, self_assign=self_assign)
+
+
 def _user(role: str | None) -> User:
-    return User(id=uuid.uuid4(), role=role)
+    user = User(id=uuid.uuid4())
+    set_role(POLICY_KEYS, user, role)
+    return user
 
 
 def _case(relation: str, lawyer: User) -> Case | None:
@@ -186,9 +197,7 @@ def _case(relation: str, lawyer: User) -> Case | None:
 def test_policy_for_lawyers(relation: str, self_assign: bool) -> None:
     lawyer = _user("lawyer")
     case = _case(relation, lawyer)
-    allowed = {
-        action for action in Action if is_allowed(lawyer, action, case, self_assign=self_assign)
-    }
+    allowed = {action for action in Action if may(lawyer, action, case, self_assign)}
     assert allowed == LAWYER_TABLE[relation][self_assign]
 
 
@@ -198,11 +207,19 @@ def test_policy_for_coordinators_and_outsiders(relation: str, self_assign: bool)
     coordinator, reporter, revoked = _user("coordinator"), _user(None), _user(None)
     case = _case(relation, _user("lawyer"))
     for action in Action:
-        assert is_allowed(coordinator, action, case, self_assign=self_assign), action
-        assert not is_allowed(reporter, action, case, self_assign=self_assign), action
-        assert not is_allowed(revoked, action, case, self_assign=self_assign), action
-        assert not is_allowed(None, action, case, self_assign=self_assign), action
-        assert not is_allowed(_user("admin"), action, case, self_assign=self_assign), action
+        assert is_allowed(
+            coordinator, action, case, keyring=POLICY_KEYS, self_assign=self_assign
+        ), action
+        assert not is_allowed(
+            reporter, action, case, keyring=POLICY_KEYS, self_assign=self_assign
+        ), action
+        assert not is_allowed(
+            revoked, action, case, keyring=POLICY_KEYS, self_assign=self_assign
+        ), action
+        assert not may(None, action, case, self_assign), action
+        assert not is_allowed(
+            _user("admin"), action, case, keyring=POLICY_KEYS, self_assign=self_assign
+        ), action
 
 
 @pytest.mark.parametrize("self_assign", [True, False])

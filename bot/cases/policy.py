@@ -10,7 +10,9 @@ from __future__ import annotations
 from enum import StrEnum
 
 from bot.notifications import Role
+from storage.crypto import KeyRing
 from storage.models import Case, User
+from storage.roles import verified_role
 
 
 class Action(StrEnum):
@@ -32,10 +34,22 @@ class Action(StrEnum):
     GET_EVIDENCE = "get_evidence"
     # A Word dossier of the whole case (/dossier): whoever may open the case.
     EXPORT_DOSSIER = "export_dossier"
+    # Answer news on a closed case: reopen it or keep it closed.
+    REOPEN = "reopen"
+    # Be sent a notice about a case (the outbox asks just before sending): the
+    # assigned lawyer or a coordinator, as for the evidence.
+    RECEIVE_NOTICE = "receive_notice"
 
 
 COORDINATOR_ONLY = frozenset(
-    {Action.ASSIGN, Action.STATS, Action.AUDIT, Action.MANAGE_STAFF, Action.BAN_REPORTER}
+    {
+        Action.ASSIGN,
+        Action.STATS,
+        Action.AUDIT,
+        Action.MANAGE_STAFF,
+        Action.BAN_REPORTER,
+        Action.REOPEN,
+    }
 )
 # The assigned lawyer is the one warned before a closed case is shredded, so
 # they may also extend its retention (/extend).
@@ -47,20 +61,28 @@ ON_OWN_CASES = frozenset(
         Action.CLOSE,
         Action.EXTEND_RETENTION,
         Action.GET_EVIDENCE,
+        Action.RECEIVE_NOTICE,
     }
 )
 
 
-def is_staff(user: User | None) -> bool:
-    return user is not None and user.role in (Role.LAWYER.value, Role.COORDINATOR.value)
+STAFF_ROLES = frozenset({Role.LAWYER.value, Role.COORDINATOR.value})
 
 
 def is_allowed(
-    actor: User | None, action: Action, case: Case | None = None, *, self_assign: bool = True
+    actor: User | None,
+    action: Action,
+    case: Case | None = None,
+    *,
+    keyring: KeyRing,
+    self_assign: bool = True,
 ) -> bool:
-    if actor is None or not is_staff(actor):
+    # The role counts only if its MAC holds: a role written into the database by
+    # someone without the key file is no role.
+    role = verified_role(keyring, actor) if actor is not None else None
+    if actor is None or role not in STAFF_ROLES:
         return False
-    if actor.role == Role.COORDINATOR.value:
+    if role == Role.COORDINATOR.value:
         return True
     if action in COORDINATOR_ONLY:
         return False

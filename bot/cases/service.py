@@ -82,7 +82,7 @@ class CaseService:
 
     # Access ------------------------------------------------------------------
     def allowed(self, actor: User, action: Action, case: Case | None = None) -> bool:
-        return is_allowed(actor, action, case, self_assign=self.self_assign)
+        return is_allowed(actor, action, case, keyring=self.keyring, self_assign=self.self_assign)
 
     async def find(self, actor: User, reference: str, action: Action) -> Case:
         normal = normalise_reference(reference)

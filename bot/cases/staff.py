@@ -10,11 +10,20 @@ from datetime import timedelta
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.notifications import Notice, NoticeKind, Role, coordinators, enqueue
+from bot.notifications import (
+    CASE_WORK,
+    Notice,
+    NoticeKind,
+    Role,
+    coordinators,
+    enqueue,
+    withdraw_queued,
+)
 from storage import audit
 from storage.crypto import FieldContext, KeyRing, Purpose
 from storage.models import Case, Invite, User, utcnow
 from storage.repositories import UserRepository
+from storage.roles import set_role, verified_role
 
 INVITE_LIFETIME = timedelta(hours=72)
 NAME_LIMIT = 64
@@ -60,8 +69,8 @@ async def redeem_invite(
     )
     if not getattr(claimed, "rowcount", 0):
         return False
-    if user.role != Role.COORDINATOR.value:
-        user.role = Role.LAWYER.value
+    if verified_role(keyring, user) != Role.COORDINATOR.value:
+        set_role(keyring, user, Role.LAWYER.value)
     set_staff_name(keyring, user, display_name)
     await audit.record(session, keyring, "role_grant", actor_id=user.id, subject_id=user.id)
     for coordinator in await coordinators(session):
@@ -97,11 +106,20 @@ async def staff_members(session: AsyncSession, keyring: KeyRing) -> list[StaffMe
 async def revoke(
     session: AsyncSession, keyring: KeyRing, coordinator: User, user_id: uuid.UUID
 ) -> User | None:
-    """Remove a role at once; a coordinator cannot revoke themselves."""
+    """Remove a role at once; a coordinator cannot revoke themselves.
+
+    What was queued for them and not sent yet is withdrawn; news about their
+    cases (a reply, a file, a retention warning) goes to the coordinators.
+    """
     target = await session.get(User, user_id)
     if target is None or target.role is None or target.id == coordinator.id:
         return None
-    target.role = None
+    set_role(keyring, target, None)
+    for notice in await withdraw_queued(session, keyring, recipient_id=target.id):
+        if notice.kind in CASE_WORK:
+            for other in await coordinators(session):
+                if other.id != target.id:
+                    enqueue(session, keyring, other, notice)
     await audit.record(
         session, keyring, "role_revoke", actor_id=coordinator.id, subject_id=target.id
     )
@@ -116,8 +134,10 @@ async def ensure_coordinators(users: UserRepository, telegram_ids: frozenset[int
     found: list[User] = []
     for telegram_id in sorted(telegram_ids):
         user = await users.ensure(telegram_id, telegram_id)
-        if user.role != Role.COORDINATOR.value:
-            user.role = Role.COORDINATOR.value
+        # The settings are the authority: this also restores a coordinator
+        # whose role or its MAC was damaged.
+        if verified_role(users.keyring, user) != Role.COORDINATOR.value:
+            set_role(users.keyring, user, Role.COORDINATOR.value)
             set_staff_name(users.keyring, user, f"coordinator {len(found) + 1}")
         found.append(user)
     return found
@@ -131,7 +151,7 @@ async def ban_reporter(
         return False
     found = await session.scalars(select(User).where(User.tg_index == case.reporter_index))
     reporter = found.one_or_none()
-    if reporter is None or reporter.role is not None:
+    if reporter is None or verified_role(keyring, reporter) is not None:
         return False
     reporter.banned = True
     await audit.record(session, keyring, "reporter_ban", actor_id=coordinator.id, case_id=case.id)

@@ -32,6 +32,7 @@ from sqlalchemy.sql.functions import FunctionElement
 
 from bot.cases.workflow import OUTCOME_LABELS, STATUS_LABELS
 from bot.intake.flow import questionnaire_for
+from bot.intake.news import NEWS_LABELS
 from bot.questionnaire import MARKERS
 from bot.text import N_
 from storage.crypto import DecryptionError, FieldContext, KeyRing, Purpose
@@ -57,6 +58,8 @@ class Stats:
     by_status: Counter[str] = field(default_factory=Counter)
     by_month: Counter[str] = field(default_factory=Counter)
     by_outcome: Counter[str] = field(default_factory=Counter)
+    # News reporters added after intake (bot/intake/news.py), once per case and kind.
+    by_news: Counter[str] = field(default_factory=Counter)
     # Over live cases only: the time to a first action is not archived at shredding.
     median_first_action: timedelta | None = None
 
@@ -71,6 +74,8 @@ class AnswerCounts:
 
     agency: Counter[str] = field(default_factory=Counter)
     region: Counter[str] = field(default_factory=Counter)
+    # Not from the answers, but sealed for the same reason: news after intake.
+    news: Counter[str] = field(default_factory=Counter)
 
     def add(self, answers: Mapping[str, object]) -> None:
         # A multi-choice agency counts once per service named (see the questionnaire).
@@ -80,17 +85,24 @@ class AnswerCounts:
     def merge(self, other: AnswerCounts) -> None:
         self.agency.update(other.agency)
         self.region.update(other.region)
+        self.news.update(other.news)
 
     def to_json(self) -> bytes:
         return json.dumps(
-            {"agency": dict(self.agency), "region": dict(self.region)}, sort_keys=True
+            {"agency": dict(self.agency), "region": dict(self.region), "news": dict(self.news)},
+            sort_keys=True,
         ).encode()
 
     @classmethod
     def from_json(cls, payload: bytes) -> AnswerCounts:
         try:
             data = json.loads(payload)
-            return cls(*(_counter(data[name]) for name in ANSWER_DIMENSIONS))
+            # A tally written before news existed has no "news": none counted yet.
+            return cls(
+                agency=_counter(data["agency"]),
+                region=_counter(data["region"]),
+                news=_counter(data.get("news", {})),
+            )
         except (ValueError, KeyError, TypeError):
             # Authentic but unreadable: a bug, never a reason to show other figures.
             raise DecryptionError("malformed statistics tally") from None
@@ -194,6 +206,7 @@ async def compute(session: AsyncSession, keyring: KeyRing) -> Stats:
     tally = _open_tally(keyring, found is not None, found[0] if found else None)
     stats.by_agency.update(tally.agency)
     stats.by_region.update(tally.region)
+    stats.by_news.update(tally.news)
     return stats
 
 
@@ -275,6 +288,13 @@ async def count_submission(
     """Count a consenting report's agency and region; call after its case is inserted."""
     counts = AnswerCounts()
     counts.add(answers)
+    await add_to_tally(session, keyring, counts)
+
+
+async def count_news(session: AsyncSession, keyring: KeyRing, kind: str) -> None:
+    """Count news a reporter added to a consenting case; call after the news is stored."""
+    counts = AnswerCounts()
+    counts.news[kind] += 1
     await add_to_tally(session, keyring, counts)
 
 
@@ -364,6 +384,7 @@ def _option_label(question_id: str, code: str) -> str:
 
 _STATUS: dict[str, str] = {status.value: label for status, label in STATUS_LABELS.items()}
 _OUTCOME: dict[str, str] = {outcome.value: label for outcome, label in OUTCOME_LABELS.items()}
+_NEWS: dict[str, str] = {kind.value: label for kind, label in NEWS_LABELS.items()}
 
 
 def labelled(stats: Stats, translate: Translate) -> list[tuple[str, list[tuple[str, int]]]]:
@@ -383,6 +404,10 @@ def labelled(stats: Stats, translate: Translate) -> list[tuple[str, list[tuple[s
         ),
         (translate(N_("By status")), ordered(stats.by_status, lambda c: _STATUS.get(c, c))),
         (translate(N_("By outcome")), ordered(stats.by_outcome, lambda c: _OUTCOME.get(c, c))),
+        (
+            translate(N_("News after the report")),
+            ordered(stats.by_news, lambda c: _NEWS.get(c, c)),
+        ),
         (translate(N_("By month")), sorted(stats.by_month.items())),
     ]
 
@@ -441,6 +466,7 @@ def to_csv(stats: Stats) -> str:
         ("status", stats.by_status),
         ("month", stats.by_month),
         ("outcome", stats.by_outcome),
+        ("news", stats.by_news),
     )
     for name, counter in breakdowns:
         for key, count in sorted(counter.items()):

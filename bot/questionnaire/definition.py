@@ -149,6 +149,12 @@ QUESTIONNAIRE_V1: Final = Questionnaire(
             type=QuestionType.SINGLE,
             section=Section.EVENT,
             prompt=N_("In which region did it happen?"),
+            # Many people do not know the category "districts of republican
+            # subordination" but know their district: name some of them.
+            hint=N_(
+                "Districts of Republican Subordination are, for example, Vahdat, Hisor, "
+                "Tursunzoda, Rudaki, Varzob, Fayzobod, Rasht and Roghun."
+            ),
             options=(
                 Option("dushanbe", N_("Dushanbe")),
                 Option("sughd", N_("Sughd")),

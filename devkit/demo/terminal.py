@@ -30,6 +30,7 @@ BANNER = """\
 Intake bot demo: the real bot on an emulated Telegram, right here. Nothing leaves this computer.
   some text        send it as a message          /start, /status, ...  send a command
   1, 2, ...        press that button of the newest message with buttons
+  /status          after a report: the reporter's reports, each with a button to add news
   \\3               send the text "3" (a backslash keeps a number from pressing a button)
   /as coordinator  play the coordinator (id 1): /queue, /case REF, /assign REF, /stats, /staff, ...
   /as lawyer       play the lawyer (id 2, invited at start): /queue, /mine, /case REF, ...

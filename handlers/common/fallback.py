@@ -1,18 +1,39 @@
-"""Anything no other router took: a gentle pointer, never an error."""
+"""Anything no other router took: a gentle pointer, never an error.
+
+A message typed outside the questionnaire (before /start, after the receipt)
+often holds the whole story. It is deleted from the chat at once; nothing of it
+is stored or logged, and the answer says so and shows how to report.
+"""
 
 from __future__ import annotations
 
-from aiogram import Router
+from aiogram import Bot, Router
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.i18n import gettext as _
+
+from bot.config import Settings
+from bot.text import N_
+from handlers.common.reader import for_reader
+from handlers.reporter.conversation import wipe
+from storage.models import User
+
+IDLE_DELETED = N_(
+    "Your message has been deleted from this chat and was not saved. "
+    "To send a report, press /start."
+)
+IDLE_NOT_SAVED = N_("Your message was not saved. To send a report, press /start.")
+STALE_BUTTON = N_("This button is no longer active.")
 
 
-async def idle_message(message: Message) -> None:
-    await message.answer(_("To send a report, press /start. /help explains how this bot works."))
+async def idle_message(
+    message: Message, bot: Bot, settings: Settings, user: User | None = None
+) -> None:
+    await wipe(bot, settings, message.chat.id, [message.message_id])
+    text = IDLE_DELETED if settings.wipe_chat else IDLE_NOT_SAVED
+    await message.answer(for_reader(user.language if user else None, lambda tr: tr(text)))
 
 
-async def stale_button(query: CallbackQuery) -> None:
-    await query.answer(_("This button is no longer active."))
+async def stale_button(query: CallbackQuery, user: User | None = None) -> None:
+    await query.answer(for_reader(user.language if user else None, lambda tr: tr(STALE_BUTTON)))
 
 
 def build_router() -> Router:

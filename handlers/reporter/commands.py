@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
@@ -13,51 +15,72 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import gettext as _
 
+from bot.cases.followups import cases_taking_news
 from bot.config import Settings
+from bot.i18n import Translate
 from bot.intake.flow import IntakeState, resume_point
 from bot.notifications import REPORTER_STATUS_LABELS
 from bot.text import N_
+from handlers.common.reader import for_reader, has_language
 from handlers.reporter.callbacks import FlowAction
 from handlers.reporter.conversation import Intake, goodbye, load, show_current, track_in_draft
 from handlers.reporter.menu import REPORTER_COMMANDS
+from handlers.reporter.news import remember_status_screen
+from handlers.reporter.news_screens import status_keyboard
 from handlers.reporter.render import Screen
-from storage.models import User
+from storage.models import Case, User, utcnow
 from storage.repositories import CaseRepository
 
+HELP_ABOUT = N_(
+    "This bot passes reports of torture and ill-treatment to human-rights lawyers. After each "
+    "answer the bot deletes it from this chat, and we keep your report secret."
+)
+FIRST_CONTACT_HELP = N_(
+    "This bot passes reports of torture to human-rights lawyers. To begin, press /start "
+    "and choose a language."
+)
+NO_REPORTS = N_("You have not sent any reports yet. To send one, press /start.")
 
-async def help_command(message: Message, state: FSMContext) -> None:
-    sent = await message.answer(
-        "\n".join(
-            [
-                _(
-                    "This bot passes reports of torture and ill-treatment to human-rights "
-                    "lawyers. Reports are stored encrypted; the bot deletes your answers from "
-                    "this chat as you go."
-                ),
-                "",
-                *(f"/{name} — {_(text)}" for name, text in REPORTER_COMMANDS),
-            ]
-        )
+
+def help_text(_: Translate) -> str:
+    return "\n".join(
+        [_(HELP_ABOUT), "", *(f"/{name} — {_(text)}" for name, text in REPORTER_COMMANDS)]
     )
+
+
+async def help_command(message: Message, state: FSMContext, user: User) -> None:
+    # Before a language is chosen: a short answer in both languages.
+    text = (
+        help_text(_)
+        if has_language(user)
+        else for_reader(user.language, lambda tr: tr(FIRST_CONTACT_HELP))
+    )
+    sent = await message.answer(text)
     await track_in_draft(state, message.message_id, sent.message_id)
+
+
+def status_text(_: Translate, found: Sequence[Case]) -> str:
+    if not found:
+        return _(NO_REPORTS)
+    lines = [_(N_("Your reports:"))]
+    for case in found:
+        status = _(REPORTER_STATUS_LABELS.get(case.status, REPORTER_STATUS_LABELS["new"]))
+        lines.append(f"{case.reference} — {status} ({case.created_at:%d.%m.%Y})")
+    return "\n".join(lines)
 
 
 async def status_command(
     message: Message, state: FSMContext, user: User, cases: CaseRepository
 ) -> None:
     found = await cases.for_reporter(user.tg_index)
-    if not found:
-        sent = await message.answer(
-            _("You have not sent any reports yet. To send one, press /start.")
-        )
-        await track_in_draft(state, message.message_id, sent.message_id)
-        return
-    lines = [_("Your reports:")]
-    for case in found:
-        status = _(REPORTER_STATUS_LABELS.get(case.status, REPORTER_STATUS_LABELS["new"]))
-        lines.append(f"{case.reference} — {status} ({case.created_at:%d.%m.%Y})")
-    sent = await message.answer("\n".join(lines))
+    # Under each open case (and one closed for under 30 days): "Add news".
+    markup = status_keyboard(cases_taking_news(found, user, utcnow()), _)
+    sent = await message.answer(
+        for_reader(user.language, lambda tr: status_text(tr, found)), reply_markup=markup
+    )
     await track_in_draft(state, message.message_id, sent.message_id)
+    if markup is not None:
+        await remember_status_screen(state, message.message_id, sent.message_id)
 
 
 def _cancel_keyboard() -> InlineKeyboardMarkup:
@@ -102,8 +125,10 @@ async def _ask_to_cancel(
     )
 
 
-async def cancel_without_draft(message: Message) -> None:
-    await message.answer(_("There is no report in progress."))
+async def cancel_without_draft(message: Message, user: User) -> None:
+    await message.answer(
+        for_reader(user.language, lambda tr: tr(N_("There is no report in progress.")))
+    )
 
 
 async def confirm_cancel(

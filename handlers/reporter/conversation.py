@@ -18,11 +18,13 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.config import Settings
 from bot.intake.flow import IntakeState, Phase, current_question
+from bot.intake.news import DRAFT_KEY as NEWS_DRAFT
+from bot.intake.news import STATUS_SCREEN_KEY as NEWS_STATUS_SCREEN
 from bot.questionnaire import Stage
 from handlers.reporter.render import (
     Screen,
     consent_screen,
-    intro_screen,
+    intro_screens,
     language_screen,
     question_screen,
     review_screens,
@@ -47,7 +49,13 @@ async def load(state: FSMContext) -> IntakeState:
 
 async def save(state: FSMContext, intake: IntakeState) -> None:
     await state.set_state(Intake.active)
-    await state.set_data({"intake": intake.to_dict()})
+    data: dict[str, object] = {"intake": intake.to_dict()}
+    kept = await state.get_data()
+    for key in (NEWS_DRAFT, NEWS_STATUS_SCREEN):
+        # News about a sent report, written beside this draft (handlers/reporter/news.py).
+        if key in kept:
+            data[key] = kept[key]
+    await state.set_data(data)
     session, storage = current_session.get(), state.storage
     if intake.case_id and session is not None and isinstance(storage, EncryptedFSMStorage):
         # The draft's files live as long as the draft, not a day from the last file.
@@ -84,7 +92,7 @@ def screens_for(intake: IntakeState) -> list[Screen]:
     if intake.phase is Phase.LANGUAGE:
         return [language_screen()]
     if intake.phase is Phase.INTRO:
-        return [intro_screen(_)]
+        return intro_screens(_)
     if intake.phase is not Phase.QUESTIONS:
         return [consent_screen(intake.phase, _)]
     if intake.draft.stage is Stage.REVIEW:

@@ -10,10 +10,15 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.cases.service import CaseService
 from bot.config import Settings
+from bot.i18n import Translate
 from bot.intake.flow import IntakeState
 from bot.intake.forget import forget_reporter, withdrawable
+from bot.text import N_
+from handlers.common.reader import for_reader, has_language
 from handlers.reporter.conversation import discard_draft_evidence, wipe
+from handlers.reporter.news import drop_news
 from storage.crypto import KeyRing
 from storage.models import User
 
@@ -22,12 +27,44 @@ class ForgetChoice(CallbackData, prefix="fg"):
     action: str  # "forget", "withdraw" or "keep"
 
 
+def forget_screen_text(_: Translate, can_withdraw: bool) -> str:
+    text = _(
+        N_(
+            "This deletes our conversation from this chat, discards any report you are "
+            "writing, and disconnects you from the reports you sent: lawyers will no longer "
+            "be able to contact you. The reports themselves stay with the lawyers."
+        )
+    )
+    if can_withdraw:
+        text += "\n\n" + _(
+            N_(
+                "Some of your reports have not been taken by a lawyer yet. You can also "
+                "withdraw them: they will be deleted for good."
+            )
+        )
+    return text
+
+
 async def forget_command(
-    message: Message, state: FSMContext, user: User, session: AsyncSession
+    message: Message,
+    state: FSMContext,
+    user: User,
+    session: AsyncSession,
+    keyring: KeyRing,
+    case_service: CaseService,
+    bot: Bot,
+    settings: Settings,
 ) -> None:
     data = await state.get_data()
     intake = IntakeState.from_dict(data.get("intake"))
     intake.track(message.message_id)
+    if not has_language(user):
+        # No report can have been written before a language was chosen, so there is
+        # nothing to weigh up, and a confirmation in two languages would be long.
+        await _forget(
+            message.chat.id, intake, state, user, session, keyring, case_service, bot, settings
+        )
+        return
     rows = [
         [
             InlineKeyboardButton(
@@ -35,16 +72,8 @@ async def forget_command(
             )
         ]
     ]
-    text = _(
-        "This deletes our conversation from this chat, discards any report you are "
-        "writing, and disconnects you from the reports you sent: lawyers will no longer "
-        "be able to contact you. The reports themselves stay with the lawyers."
-    )
-    if await withdrawable(session, user):
-        text += "\n\n" + _(
-            "Some of your reports have not been taken by a lawyer yet. You can also "
-            "withdraw them: they will be deleted for good."
-        )
+    can_withdraw = await withdrawable(session, user) > 0
+    if can_withdraw:
         rows.append(
             [
                 InlineKeyboardButton(
@@ -60,7 +89,9 @@ async def forget_command(
             )
         ]
     )
-    sent = await message.answer(text, reply_markup=InlineKeyboardMarkup(inline_keyboard=rows))
+    sent = await message.answer(
+        forget_screen_text(_, can_withdraw), reply_markup=InlineKeyboardMarkup(inline_keyboard=rows)
+    )
     intake.track(sent.message_id)
     data["intake"] = intake.to_dict()
     await state.set_data(data)
@@ -73,6 +104,7 @@ async def forget_choice(
     user: User,
     session: AsyncSession,
     keyring: KeyRing,
+    case_service: CaseService,
     bot: Bot,
     settings: Settings,
 ) -> None:
@@ -84,17 +116,49 @@ async def forget_choice(
         await wipe(bot, settings, chat_id, [query.message.message_id])
         return
     intake = IntakeState.from_dict((await state.get_data()).get("intake"))
-    report = await forget_reporter(
-        session, keyring, user, withdraw=callback_data.action == "withdraw"
+    intake.track(query.message.message_id)
+    await _forget(
+        chat_id,
+        intake,
+        state,
+        user,
+        session,
+        keyring,
+        case_service,
+        bot,
+        settings,
+        withdraw=callback_data.action == "withdraw",
     )
+
+
+async def _forget(
+    chat_id: int,
+    intake: IntakeState,
+    state: FSMContext,
+    user: User,
+    session: AsyncSession,
+    keyring: KeyRing,
+    case_service: CaseService,
+    bot: Bot,
+    settings: Settings,
+    *,
+    withdraw: bool = False,
+) -> None:
+    language = user.language  # the row may be deleted below
+    news_messages = await drop_news(state, case_service, user)
+    report = await forget_reporter(session, keyring, user, withdraw=withdraw)
     await discard_draft_evidence(intake)
     await state.clear()
     await session.commit()
-    await wipe(bot, settings, chat_id, [*intake.trail, query.message.message_id])
-    text = _("Done. This bot no longer keeps anything that links you to your reports.")
-    if report.withdrawn:
-        text += " " + _("Reports withdrawn: {count}.").format(count=report.withdrawn)
-    await bot.send_message(chat_id, text + " " + _("You can now delete this chat."))
+    await wipe(bot, settings, chat_id, [*intake.trail, *news_messages])
+
+    def done(tr: Translate) -> str:
+        text = tr(N_("Done. This bot no longer keeps anything that links you to your reports."))
+        if report.withdrawn:
+            text += " " + tr(N_("Reports withdrawn: {count}.")).format(count=report.withdrawn)
+        return text + " " + tr(N_("You can now delete this chat."))
+
+    await bot.send_message(chat_id, for_reader(language, done))
 
 
 def build_router() -> Router:

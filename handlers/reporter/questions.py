@@ -11,9 +11,16 @@ from aiogram.utils.i18n import gettext as _
 from bot.config import Settings
 from bot.intake.flow import IntakeState, Phase, answer, current_question, go_back, press_option
 from bot.questionnaire import Accepted, QuestionType, Rejected, parse_text_answer
+from bot.text import N_
+from handlers.common.reader import for_reader
 from handlers.reporter.callbacks import AnswerButton
-from handlers.reporter.conversation import Intake, load, save, show_current
+from handlers.reporter.conversation import Intake, load, save, show_current, wipe
 from handlers.reporter.render import question_screen, rejection_text, wrong_kind_text
+from storage.models import User
+
+DISCARDED = N_(
+    "Your message has been deleted from this chat and was not saved. Please use the buttons above."
+)
 
 
 async def press_answer(
@@ -66,13 +73,15 @@ async def press_answer(
     await show_current(bot, settings, state, chat_id, intake, pressed=query.message)
 
 
-async def typed_answer(message: Message, state: FSMContext, bot: Bot, settings: Settings) -> None:
+async def typed_answer(
+    message: Message, state: FSMContext, user: User, bot: Bot, settings: Settings
+) -> None:
     intake = await load(state)
-    intake.track(message.message_id)
     question = current_question(intake)
     if intake.phase is not Phase.QUESTIONS or question is None:
-        await _reprompt(message, state, intake, _("Please use the buttons above."))
+        await _discard(message, state, intake, user, bot, settings)
         return
+    intake.track(message.message_id)
     result = parse_text_answer(question, message.text or "")
     if isinstance(result, Rejected):
         await _reprompt(message, state, intake, rejection_text(result.reason, question, _))
@@ -82,12 +91,32 @@ async def typed_answer(message: Message, state: FSMContext, bot: Bot, settings: 
     await show_current(bot, settings, state, message.chat.id, intake)
 
 
-async def wrong_kind(message: Message, state: FSMContext) -> None:
+async def wrong_kind(
+    message: Message, state: FSMContext, user: User, bot: Bot, settings: Settings
+) -> None:
     """A sticker, photo, voice message... where text or a button is expected."""
     intake = await load(state)
-    intake.track(message.message_id)
     question = current_question(intake) if intake.phase is Phase.QUESTIONS else None
+    if question is None:
+        await _discard(message, state, intake, user, bot, settings)
+        return
+    intake.track(message.message_id)
     await _reprompt(message, state, intake, wrong_kind_text(question, _))
+
+
+async def _discard(
+    message: Message,
+    state: FSMContext,
+    intake: IntakeState,
+    user: User,
+    bot: Bot,
+    settings: Settings,
+) -> None:
+    """Something sent while no question is open (language, introduction, consents,
+    review): it may hold the whole story, so it leaves the chat at once, unread."""
+    await wipe(bot, settings, message.chat.id, [message.message_id])
+    text = DISCARDED if settings.wipe_chat else N_("Please use the buttons above.")
+    await _reprompt(message, state, intake, for_reader(user.language, lambda tr: tr(text)))
 
 
 async def _reprompt(message: Message, state: FSMContext, intake: IntakeState, text: str) -> None:

@@ -80,44 +80,37 @@ def language_screen() -> Screen:
     )
 
 
-def intro_screen(_: Translate) -> Screen:
-    text = "\n\n".join(
-        (
-            _(
-                N_(
-                    "This bot passes reports of torture and ill-treatment in detention to "
-                    "the lawyers of a human-rights coalition in Tajikistan. Help is free "
-                    "and confidential."
-                )
+INTRO_ABOUT = N_(
+    "This bot passes reports of torture and ill-treatment in detention to the lawyers of a "
+    "human-rights coalition in Tajikistan. Help is free."
+)
+INTRO_STEPS = N_(
+    "What happens next: you answer short questions (about 10 minutes; any question can be "
+    "skipped), check your answers and send them. You get a reference number. A lawyer reads "
+    "the report and, if you allow it, contacts you here."
+)
+INTRO_RISKS = N_(
+    "Be careful: anyone who picks up this phone can read this chat until it is deleted. The "
+    "Telegram company can see it too. After each answer the bot deletes it from this chat, "
+    "and we keep your report secret. When you finish, delete this chat and set a passcode in "
+    "Telegram (Settings → Privacy and Security → Passcode)."
+)
+
+
+def intro_screens(_: Translate) -> list[Screen]:
+    """Two short messages: what this is, then the risks with the buttons under them."""
+    return [
+        Screen(f"{_(INTRO_ABOUT)}\n\n{_(INTRO_STEPS)}"),
+        Screen(
+            _(INTRO_RISKS),
+            _markup(
+                [
+                    [_button(_(N_("Continue")), FlowAction(action="intro_ok").pack())],
+                    [_button(_(N_("Not now")), FlowAction(action="leave").pack())],
+                ]
             ),
-            _(
-                N_(
-                    "What happens next: you answer short questions (about 10 minutes; any "
-                    "question can be skipped), check your answers and send them. You get "
-                    "a reference number. A lawyer reads the report and, if you allow it, "
-                    "contacts you here."
-                )
-            ),
-            _(
-                N_(
-                    "Please know the risks: Telegram chats with bots are not end-to-end "
-                    "encrypted, so Telegram can see what is written here. We store your "
-                    "report encrypted, and the bot deletes your answers from this chat as "
-                    "you go. When you finish, delete this chat and set a passcode on "
-                    "Telegram (Settings → Privacy and Security)."
-                )
-            ),
-        )
-    )
-    return Screen(
-        text,
-        _markup(
-            [
-                [_button(_(N_("Continue")), FlowAction(action="intro_ok").pack())],
-                [_button(_(N_("Not now")), FlowAction(action="leave").pack())],
-            ]
         ),
-    )
+    ]
 
 
 _CONSENT_TEXT = {
@@ -167,7 +160,7 @@ _TYPE_HINTS = {
     QuestionType.TEXT: N_("Type your answer and send it."),
     QuestionType.NUMBER: N_("Type a number and send it."),
     QuestionType.MULTI: N_("Choose all that apply, then press Done."),
-    QuestionType.FILES: N_("Send the files as messages here, then press Done."),
+    # FILES: the prompt itself says "send them here ... then press Done".
 }
 
 
@@ -178,7 +171,9 @@ def question_screen(state: IntakeState, question: Question, _: Translate) -> Scr
     if question.hint:
         lines += ["", _(question.hint)]
     type_hint = _TYPE_HINTS.get(question.type)
-    if type_hint and type_hint != question.hint:
+    # A hint may already start with the type hint ("Choose all that apply, then press Done.
+    # Keep any proof..."): compare the msgids, so no line is said twice.
+    if type_hint and type_hint not in (question.hint or ""):
         lines += ["", _(type_hint)]
     if question.accepts_voice:
         lines += ["", _(N_("You can also answer with a voice message."))]

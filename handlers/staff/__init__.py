@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers.staff import cases, coordinator, dossier, join
+from handlers.staff import cases, coordinator, dossier, join, reopen
 
 
 def build_staff_router() -> Router:
@@ -12,5 +12,6 @@ def build_staff_router() -> Router:
         coordinator.build_router(),
         cases.build_router(),
         dossier.build_router(),
+        reopen.build_router(),
     )
     return router

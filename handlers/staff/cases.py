@@ -102,6 +102,9 @@ async def show_case(
     def allowed(action: Action, case: object) -> bool:
         return case_service.allowed(user, action, view.case)
 
+    # The case_view entry is on record before the first byte of the case leaves:
+    # a failure on a later part (a 429) must not roll it back.
+    await case_service.session.commit()
     for chunk in chunks[:-1]:
         await bot.send_message(chat_id, chunk)
     await bot.send_message(

@@ -11,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.staff import redeem_invite
-from bot.i18n import DEFAULT_LANGUAGE
+from bot.i18n import staff_language
 from handlers.staff.menu import set_staff_commands
 from storage.crypto import KeyRing
 from storage.models import User
@@ -33,11 +33,13 @@ async def join(
     if not await redeem_invite(session, keyring, user, command.args or "", name):
         # Not a live invitation: behave exactly like a plain /start.
         raise SkipHandler
+    if user.language is None:
+        # A new staff member reads their Telegram app's language; /language changes it.
+        user.language = staff_language(sender.language_code if sender else None)
+    i18n.current_locale = user.language
     await session.commit()
     assert user.role is not None
-    await set_staff_commands(
-        bot, i18n, message.chat.id, user.role, user.language or DEFAULT_LANGUAGE
-    )
+    await set_staff_commands(bot, i18n, message.chat.id, user.role, user.language)
     await message.answer(
         _(
             "Welcome to the coalition's case desk. You are now a lawyer here. /queue shows "

@@ -8,11 +8,13 @@ from datetime import datetime
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.capture import CAPTURE_LABELS
+from bot.cases.followups import NEWS_MESSAGE
 from bot.cases.policy import Action
 from bot.cases.service import CaseView, QueuePage
 from bot.cases.workflow import OUTCOME_LABELS, STATUS_LABELS, TRANSITIONS, Status
 from bot.evidence import KIND_LABELS, EvidenceKind, EvidenceMeta, human_size
 from bot.intake.flow import questionnaire_for
+from bot.intake.news import NEWS_LABELS, URGENT_NEWS, NewsRecord
 from bot.questionnaire import SECTION_TITLES, summarise_for_review
 from bot.text import N_
 from handlers.reporter.render import render_value
@@ -77,7 +79,23 @@ MESSAGE_KINDS = {
     "note": N_("Internal note"),
     "question": N_("Question to the reporter"),
     "reply": N_("Reply from the reporter"),
+    NEWS_MESSAGE: N_("News from the reporter"),
 }
+
+
+def news_body(sealed_text: str, files: list[StoredEvidence], _: Translate) -> str:
+    """News the reporter added: the kind, their words, and which of the files came with it."""
+    record = NewsRecord.from_json(sealed_text)
+    if record is None:
+        return sealed_text
+    lines = [("🔴 " if record.kind in URGENT_NEWS else "") + _(NEWS_LABELS[record.kind])]
+    if record.words:
+        lines.append(record.words)
+    numbers = {item.id.hex: number for number, item in enumerate(files, start=1)}
+    attached = [str(numbers[f]) for f in record.files if f in numbers]
+    if attached:
+        lines.append(_(N_("Files: {numbers}")).format(numbers=", ".join(attached)))
+    return "\n".join(lines)
 
 
 def evidence_lines(files: list[StoredEvidence], _: Translate) -> str:
@@ -173,7 +191,8 @@ def case_text(
         )
     for note in view.messages:
         kind = _(MESSAGE_KINDS.get(note.kind, note.kind))
-        blocks.append(f"[{kind} · {note.created_at:%d.%m %H:%M}]\n{note.text}")
+        body = news_body(note.text, files or [], _) if note.kind == NEWS_MESSAGE else note.text
+        blocks.append(f"[{kind} · {note.created_at:%d.%m %H:%M}]\n{body}")
     if files:
         blocks.append(evidence_lines(files, _))
     chunks: list[str] = []
@@ -264,6 +283,9 @@ AUDIT_ACTION_LABELS = {
     "reporter_forget": N_("the reporter disconnected"),
     "reporter_ban": N_("blocked the reporter"),
     "audit_view": N_("viewed the audit trail"),
+    "news_received": N_("the reporter sent news"),
+    "case_reopen": N_("reopened the case"),
+    "reopen_declined": N_("kept the case closed"),
 }
 
 

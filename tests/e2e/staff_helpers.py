@@ -21,6 +21,10 @@ from storage.models import Case, OutboxMessage, User
 from storage.repositories import CaseRepository, UserRepository
 from tests.canary import new_canary
 
+# The simulated Telegram apps run in Russian, so staff read Russian without choosing
+# (bot/i18n.py staff_language); staff named in the settings who never wrote read it too.
+STAFF_LANGUAGE = "ru"
+
 
 def tr(language: str) -> Callable[[str], str]:
     return lambda msgid: t(msgid, language)

@@ -26,6 +26,7 @@ from tests.canary import new_canary
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import callback_answer
 from tests.e2e.staff_helpers import (
+    STAFF_LANGUAGE,
     assigned_case,
     call_dump,
     calls_to,
@@ -140,7 +141,7 @@ async def test_outsiders_are_refused_every_staff_command_and_button(sandbox: San
 
     # C is removed from the staff with the coordinator's /revoke button.
     await coordinator.send_command("/revoke")
-    c_name = staff_label(row_c, "Comil @comil_law", tr("tg"))
+    c_name = staff_label(row_c, "Comil @comil_law", tr(STAFF_LANGUAGE))
     await coordinator.press(c_name)
     revoked = await db_user(sandbox, LAWYER_C_ID)
     assert revoked is not None and revoked.role is None
@@ -220,7 +221,7 @@ async def test_a_revoked_lawyer_gets_no_more_replies_on_their_cases(sandbox: San
     await lawyer_asks(sandbox, lawyer_row, reporter, reference)
 
     await coordinator.send_command("/revoke")
-    await coordinator.press(staff_label(lawyer_row, "Comil @comil_law", tr("tg")))
+    await coordinator.press(staff_label(lawyer_row, "Comil @comil_law", tr(STAFF_LANGUAGE)))
     mark = len(sandbox.server.calls)
 
     answer = new_canary("Answer")
@@ -230,7 +231,7 @@ async def test_a_revoked_lawyer_gets_no_more_replies_on_their_cases(sandbox: San
     await wait_for_text(
         sandbox,
         coordinator,
-        notice_text(Notice(NoticeKind.REPORTER_REPLIED, reference, text=answer), "tg"),
+        notice_text(Notice(NoticeKind.REPORTER_REPLIED, reference, text=answer), STAFF_LANGUAGE),
     )
     await drain_outbox(sandbox)
     # ... but nothing of it reaches the revoked lawyer.

@@ -16,6 +16,7 @@ from storage.crypto.receipts import Receipt, ReceiptError, verify
 from storage.models import EvidenceFile
 from tests.canary import raw_database_bytes, scan
 from tests.conftest import Database
+from tests.e2e.staff_helpers import STAFF_LANGUAGE
 from tests.e2e.test_evidence import JPEG, PLAN, _assign, _at_files
 from tests.exif_samples import MAKE, MODEL, jpeg_with_exif
 
@@ -37,11 +38,14 @@ async def test_exif_of_a_document_is_sealed_and_shown_only_to_the_lawyer(
     await _assign(sandbox, reference, lawyer)
     await lawyer.send_command("/case", reference)
     shown = "\n".join(m.body or "" for m in lawyer.bot_messages())
-    device = t(CAPTURE_LABELS["device"], "tg")
+    device = t(CAPTURE_LABELS["device"], STAFF_LANGUAGE)
     assert f"{device} {MAKE} {MODEL}" in shown
     assert "14.03.2026 09:26:53" in shown and "38.560000, 68.780000" in shown
     # The ordinary photo says why it has none.
-    assert t(N_("Capture metadata: none (a photo sent the ordinary way loses it)"), "tg") in shown
+    assert (
+        t(N_("Capture metadata: none (a photo sent the ordinary way loses it)"), STAFF_LANGUAGE)
+        in shown
+    )
 
     # Never to the reporter, never in a log line.
     reporter_saw = "\n".join(m.body or "" for m in reporter.user.bot_messages())
@@ -68,7 +72,7 @@ async def test_each_file_has_a_signed_receipt_and_a_custody_history(
     await _assign(sandbox, reference, lawyer)
     await lawyer.send_command("/case", reference)
     for _round in range(2):
-        await lawyer.press(t(N_("Receive file {number}"), "tg").format(number=1))
+        await lawyer.press(t(N_("Receive file {number}"), STAFF_LANGUAGE).format(number=1))
     file_message, details = lawyer.bot_messages()[-2:]
     assert file_message.file_id is not None
     received = sandbox.server.file_bytes(file_message.file_id)
@@ -81,9 +85,9 @@ async def test_each_file_has_a_signed_receipt_and_a_custody_history(
     verify(receipt, sandbox.keyring.verify_keys, received)
     with pytest.raises(ReceiptError):
         verify(receipt, sandbox.keyring.verify_keys, received + b"\x00")
-    history = body.split(t(N_("Custody history:"), "tg"))[1]
-    assert history.count(t(N_("custody receipt signed"), "tg")) == 1
-    assert history.count(t(N_("received a file"), "tg")) == 2
+    history = body.split(t(N_("Custody history:"), STAFF_LANGUAGE))[1]
+    assert history.count(t(N_("custody receipt signed"), STAFF_LANGUAGE)) == 1
+    assert history.count(t(N_("received a file"), STAFF_LANGUAGE)) == 2
 
     # The receipt is sealed: neither it nor its signature is in the database in clear.
     async with sandbox.sessionmaker() as session:

@@ -15,7 +15,7 @@ from handlers.staff.cases import NOT_AVAILABLE
 from storage.models import AuditEntry
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID
-from tests.e2e.staff_helpers import join_staff
+from tests.e2e.staff_helpers import STAFF_LANGUAGE, join_staff
 from tests.e2e.test_evidence import PLAN, _assign, _at_files
 from tests.exif_samples import MAKE, jpeg_with_exif
 
@@ -56,8 +56,8 @@ async def test_dossier_holds_the_answers_and_hashes_and_refuses_others(
     assert PLAN["account"] in text  # the reporter's own words
     assert hashlib.sha256(photo).hexdigest() in text
     assert "intake-bot custody receipt v1" in text and MAKE in text
-    # In the lawyer's language (Tajik), with the Istanbul Protocol's headings.
-    assert "Протоколи Истанбул" in text and "Ҳуҷҷатномаи парвандаи" in text
+    # In the lawyer's language (Russian here), with the Istanbul Protocol's headings.
+    assert "Стамбульского протокола" in text and "Досье дела" in text
     assert "143¹" in text  # the draft complaint, asked for
     assert await _exports(sandbox) == 1
     # Without "complaint": no draft complaint.
@@ -71,7 +71,7 @@ async def test_dossier_holds_the_answers_and_hashes_and_refuses_others(
     other = sandbox.user(741_403)
     await join_staff(sandbox, sandbox.user(COORDINATOR_ID), other)
     await other.send_command("/dossier", reference)
-    assert other.last_text() == t(NOT_AVAILABLE, "tg")
+    assert other.last_text() == t(NOT_AVAILABLE, STAFF_LANGUAGE)
     await reporter.user.send_command("/dossier", reference)
     for intruder in (other, reporter.user):
         assert not [
@@ -86,6 +86,6 @@ async def test_dossier_holds_the_answers_and_hashes_and_refuses_others(
     await coordinator.send_command("/dossier", reference)
     assert (coordinator.last_bot_message() or sent).kind == "document"
     await coordinator.send_command("/dossier", "NOPE-0000")
-    assert coordinator.last_text() == t(NOT_AVAILABLE, "tg")
+    assert coordinator.last_text() == t(NOT_AVAILABLE, STAFF_LANGUAGE)
     await coordinator.send_command("/dossier")
     assert "/dossier" in (coordinator.last_text() or "")

@@ -31,7 +31,7 @@ from tests.canary import new_canary, raw_database_bytes, scan
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import stored_case
-from tests.e2e.staff_helpers import drain_outbox, join_staff
+from tests.e2e.staff_helpers import STAFF_LANGUAGE, drain_outbox, join_staff
 
 PLAN: dict[str, Any] = {"reporter": "relative", "account": "Ӯро латукӯб карданд."}
 JPEG = b"\xff\xd8\xff\xe0" + secrets.token_bytes(2000) + b"\xff\xd9"
@@ -215,7 +215,7 @@ async def test_only_the_assigned_lawyer_receives_identical_files(sandbox: Sandbo
     received: list[bytes] = []
     for number in (1, 2):
         before = len(lawyer.bot_messages())
-        await lawyer.press(t(N_("Receive file {number}"), "tg").format(number=number))
+        await lawyer.press(t(N_("Receive file {number}"), STAFF_LANGUAGE).format(number=number))
         sent = lawyer.bot_messages()[before:]
         # The file, then its receipt and custody history (tests/e2e/test_custody.py).
         assert len(sent) == 2 and sent[0].kind in ("document", "voice"), sent
@@ -270,7 +270,7 @@ async def test_a_file_in_reply_to_a_question_joins_the_case(sandbox: Sandbox) ->
     lawyer = sandbox.user(741_200)
     await _assign(sandbox, reference, lawyer)
     await lawyer.send_command("/case", reference)
-    await lawyer.press(t(N_("Ask the reporter"), "tg"))
+    await lawyer.press(t(N_("Ask the reporter"), STAFF_LANGUAGE))
     await lawyer.send_text("Есть ли у вас медицинская справка?")
     await drain_outbox(sandbox)
     await reporter.user.press(t(N_("Reply"), "ru"))
@@ -289,7 +289,7 @@ async def test_a_file_in_reply_to_a_question_joins_the_case(sandbox: Sandbox) ->
             "The reporter of case {reference} sent a file. Open the case to receive it: "
             "/case {reference}"
         ),
-        "tg",
+        STAFF_LANGUAGE,
     ).format(reference=reference)
     assert any((m.body or "") == sent_file for m in lawyer.bot_messages())
 
@@ -367,3 +367,22 @@ async def test_video_notes_and_audio_recordings_are_stored_sealed(
     await sandbox.stop_bot()
     blob = await raw_database_bytes(database)
     assert mp4[100:140] not in blob and mp3[100:140] not in blob
+
+
+async def test_a_seized_database_does_not_tell_whether_it_holds_a_known_file(
+    sandbox: Sandbox, database: Database
+) -> None:
+    """A document found on a seized phone, hashed, must not find its case in a dump."""
+    document = b"%PDF-1.4\n" + secrets.token_bytes(3000) + b"\n%%EOF"
+    digest = hashlib.sha256(document).digest()
+    reporter = await _at_files(sandbox, 741_020)
+    await reporter.user.send_document(document, file_name="report.pdf", mime_type="application/pdf")
+    await reporter.press(N_("Done"))
+    await reporter.fill(PLAN)
+    reference = await reporter.submit()
+
+    await sandbox.stop_bot()
+    blob = await raw_database_bytes(database)
+    assert scan(blob, [reference]), "the scan does not see this test's database"
+    for needle in (digest, digest.hex().encode(), digest.hex().upper().encode()):
+        assert needle not in blob, "the file's SHA-256 is in the database in clear"

@@ -19,6 +19,7 @@ from tests.e2e.helpers import (
     review_entries,
     stored_case,
 )
+from tests.e2e.staff_helpers import STAFF_LANGUAGE
 
 # --- Skip, Back and changes from the review ---------------------------------------
 
@@ -217,11 +218,11 @@ async def test_urgent_flag_and_coordinator_notice(sandbox: Sandbox) -> None:
         assert case.urgent is urgent, plan
         assert {key: answers[key] for key in plan} == plan
 
-        # The coordinator never chose a language: notices are in the default, Tajik.
+        # The coordinator never wrote: notices are in the staff default, Russian.
         template = URGENT_NOTICE if urgent else NEW_NOTICE
         other = NEW_NOTICE if urgent else URGENT_NOTICE
-        expected = t(template, "tg").format(reference=reference)
-        assert expected != t(other, "tg").format(reference=reference)
+        expected = t(template, STAFF_LANGUAGE).format(reference=reference)
+        assert expected != t(other, STAFF_LANGUAGE).format(reference=reference)
         expected_notices.append(expected)
 
     await sandbox.server.wait_for(
@@ -353,9 +354,8 @@ async def test_language_mid_flow_reshows_the_question(sandbox: Sandbox) -> None:
 
 
 HELP_INTRO = N_(
-    "This bot passes reports of torture and ill-treatment to human-rights "
-    "lawyers. Reports are stored encrypted; the bot deletes your answers from "
-    "this chat as you go."
+    "This bot passes reports of torture and ill-treatment to human-rights lawyers. After each "
+    "answer the bot deletes it from this chat, and we keep your report secret."
 )
 
 

@@ -16,11 +16,13 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from bot.flood import SLOW_DOWN, FloodControl, UpdateDeduplicator
+from bot.i18n import create_i18n, in_both_languages
 from bot.middlewares import NEUTRAL_REPLY
 from bot.text import N_
 from devkit.emulator import SimulatedUser
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter, t
+from handlers.common.fallback import IDLE_DELETED
 from handlers.reporter.callbacks import LanguageChoice
 from handlers.reporter.replies import ReplyButton
 from storage import audit
@@ -31,9 +33,8 @@ from storage.repositories import CaseRepository, UserRepository
 from tests.conftest import Database
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import callback_answer, count_rows, stored_case
+from tests.e2e.staff_helpers import STAFF_LANGUAGE
 
-STAFF_LANGUAGE = "tg"  # staff who never chose a language read the default
-IDLE = N_("To send a report, press /start. /help explains how this bot works.")
 BANNED = N_(
     "The person who sent {reference} is blocked: they get neutral replies and "
     "nothing of theirs is stored."
@@ -148,11 +149,10 @@ class FakeClock:
 # --- honesty about Telegram ----------------------------------------------------------
 
 RISKS = N_(
-    "Please know the risks: Telegram chats with bots are not end-to-end "
-    "encrypted, so Telegram can see what is written here. We store your "
-    "report encrypted, and the bot deletes your answers from this chat as "
-    "you go. When you finish, delete this chat and set a passcode on "
-    "Telegram (Settings → Privacy and Security)."
+    "Be careful: anyone who picks up this phone can read this chat until it is deleted. The "
+    "Telegram company can see it too. After each answer the bot deletes it from this chat, "
+    "and we keep your report secret. When you finish, delete this chat and set a passcode in "
+    "Telegram (Settings → Privacy and Security → Passcode)."
 )
 
 
@@ -188,7 +188,8 @@ async def test_a_flood_gets_one_warning_then_silence_until_the_window_passes(
         # Another person is not affected by this user's flood.
         await bystander.send_text("салом")
 
-        idle = t(IDLE, "tg")
+        # Nobody here chose a language: the pointer comes in both, Tajik first.
+        idle = in_both_languages(create_i18n(), lambda tr: tr(IDLE_DELETED))
         replies = [call.params["text"] for call in sandbox.server.calls_for("sendMessage")]
         to_user = [
             call.params["text"]
@@ -198,10 +199,12 @@ async def test_a_flood_gets_one_warning_then_silence_until_the_window_passes(
         assert to_user == [idle] * 5 + [SLOW_DOWN]
         assert replies.count(SLOW_DOWN) == 1
         assert bystander.last_text() == idle
-        # Nothing else reached the user's chat either (no edits, no deletions).
+        # Nothing else reached the user's chat: each answered message was deleted, the
+        # flooding ones were not even read.
         assert [c.method for c in sandbox.server.calls if c.chat_id == user.chat_id] == [
-            "sendMessage"
-        ] * 6
+            "deleteMessages",
+            "sendMessage",
+        ] * 5 + ["sendMessage"]
 
         # Still inside the window: silence, no second warning.
         clock.now += 0.5
@@ -273,7 +276,7 @@ async def test_a_banned_reporter_gets_only_neutral_replies_and_nothing_is_stored
     # A lawyer cannot ban: the command is not even recognised for them.
     lawyer = await join_as_lawyer(sandbox, 741_100, "Нигора")
     await lawyer.send_command("/ban", reference)
-    assert lawyer.last_text() == t(IDLE, STAFF_LANGUAGE)
+    assert lawyer.last_text() == t(IDLE_DELETED, STAFF_LANGUAGE)
     row = await user_row(sandbox, user.user_id)
     assert row is not None and not row.banned
     assert await audit_entries(sandbox, "reporter_ban") == []

@@ -22,6 +22,7 @@ from tests.canary import new_canary
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import assert_no_errors
 from tests.e2e.staff_helpers import (
+    STAFF_LANGUAGE,
     assigned_case,
     call_dump,
     calls_to,
@@ -71,7 +72,7 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
         for name, description in LAWYER_COMMANDS
     ]
     await wait_for_text(
-        sandbox, coordinator, notice_text(Notice(NoticeKind.JOINED_AS_LAWYER), "tg")
+        sandbox, coordinator, notice_text(Notice(NoticeKind.JOINED_AS_LAWYER), STAFF_LANGUAGE)
     )
 
     # The same link once more does nothing: an ordinary reporter's /start.
@@ -98,15 +99,15 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
     await wait_for_text(
         sandbox,
         coordinator,
-        notice_text(Notice(NoticeKind.NEW_CASE, reference, urgent=case.urgent), "tg"),
+        notice_text(Notice(NoticeKind.NEW_CASE, reference, urgent=case.urgent), STAFF_LANGUAGE),
     )
 
     # 3. The coordinator assigns it to the lawyer by name.
     await coordinator.send_command("/assign", reference)
     await coordinator.press(LAWYER_NAME)
-    assert coordinator.last_text() == t("The case {reference} has been assigned.", "tg").format(
-        reference=reference
-    )
+    assert coordinator.last_text() == t(
+        "The case {reference} has been assigned.", STAFF_LANGUAGE
+    ).format(reference=reference)
     await wait_for_text(
         sandbox, lawyer, notice_text(Notice(NoticeKind.ASSIGNED_TO_YOU, reference), "ru")
     )
@@ -227,8 +228,8 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
     # The coordinator's view of it: who did what, and the anonymous figures.
     await coordinator.send_command("/audit", reference)
     lines = (coordinator.last_text() or "").splitlines()
-    assert lines[0] == t("Audit trail of {reference}:", "tg").format(reference=reference)
-    boss, someone = staff_name(sandbox.keyring, coordinator_row), t("reporter", "tg")
+    assert lines[0] == t("Audit trail of {reference}:", STAFF_LANGUAGE).format(reference=reference)
+    boss, someone = staff_name(sandbox.keyring, coordinator_row), t("reporter", STAFF_LANGUAGE)
     trail = [
         (boss, "case_assign"),
         (LAWYER_NAME, "case_view"),
@@ -239,14 +240,14 @@ async def test_invite_assign_ask_reply_close(sandbox: Sandbox) -> None:
         (LAWYER_NAME, "status_change"),
     ]
     assert [line.split(" · ", 1)[1] for line in lines[1:]] == [
-        f"{who} · {t(AUDIT_ACTION_LABELS[action], 'tg')}" for who, action in trail
+        f"{who} · {t(AUDIT_ACTION_LABELS[action], STAFF_LANGUAGE)}" for who, action in trail
     ]
     await coordinator.send_command("/stats")
     async with sandbox.sessionmaker() as session:
         figures = await case_stats.compute(session, sandbox.keyring)
     assert figures.total == 1 and dict(figures.by_outcome) == {"representation": 1}
     text_message, chart = coordinator.bot_messages()[-2:]
-    assert text_message.body == case_stats.render_text(figures, tr("tg"))
+    assert text_message.body == case_stats.render_text(figures, tr(STAFF_LANGUAGE))
     assert chart.kind == "photo" and chart.file_id is not None
     assert server.file_bytes(chart.file_id).startswith(b"\x89PNG")
     report = await verify_chain(sandbox.sessionmaker, sandbox.keyring)
@@ -268,12 +269,12 @@ async def test_a_command_while_writing_is_a_command_not_a_message(sandbox: Sandb
     mark = len(sandbox.server.calls)
 
     await lawyer.send_command("/case", reference)
-    await lawyer.press(t("Ask the reporter", "tg"))
+    await lawyer.press(t("Ask the reporter", STAFF_LANGUAGE))
     await lawyer.send_command("/mine")
-    assert t("My cases", "tg") in (lawyer.last_text() or "")
-    await lawyer.press(t("Add a note", "tg"))
+    assert t("My cases", STAFF_LANGUAGE) in (lawyer.last_text() or "")
+    await lawyer.press(t("Add a note", STAFF_LANGUAGE))
     await lawyer.send_command("/queue")
-    assert t("Queue", "tg") in (lawyer.last_text() or "")
+    assert t("Queue", STAFF_LANGUAGE) in (lawyer.last_text() or "")
     # The input ended with the command: a later message is not taken as the question.
     await lawyer.send_text("ordinary text")
 
@@ -289,15 +290,15 @@ async def test_a_new_case_cannot_be_marked_assigned_without_a_lawyer(sandbox: Sa
     reference = await seed_case(sandbox, REPORTER_ID, {"account": new_canary("Account")})
     await coordinator.send_command("/case", reference)
     labels = [label for row in coordinator.buttons() for label in row]
-    assert t("Assign to a lawyer", "tg") in labels
-    assert t("assigned", "tg") not in labels
+    assert t("Assign to a lawyer", STAFF_LANGUAGE) in labels
+    assert t("assigned", STAFF_LANGUAGE) not in labels
 
     mark = len(sandbox.server.calls)
     message_id = coordinator.bot_messages()[-1].message_id
     await coordinator.press_data(CaseAct(reference=reference, act="st_assigned").pack(), message_id)
     case = await db_case(sandbox, reference)
     assert (case.status, case.assignee_id) == ("new", None)
-    assert t("This change of status is not possible now.", "tg") in [
+    assert t("This change of status is not possible now.", STAFF_LANGUAGE) in [
         answer.text for answer in coordinator.answered_callbacks()
     ]
     # Nothing was queued for the reporter (who would have read "a lawyer has been assigned").
@@ -324,7 +325,7 @@ async def test_queue_pages_urgent_first(sandbox: Sandbox, caplog: pytest.LogCapt
     await coordinator.send_command("/queue")
     first = coordinator.last_bot_message()
     assert first is not None and first.body is not None
-    assert f"{t('Queue', 'tg')} (1/2)" in first.body
+    assert f"{t('Queue', STAFF_LANGUAGE)} (1/2)" in first.body
     page_one = first.body
     assert page_one.index(references[6]) < page_one.index(references[0])  # urgent on top
     await coordinator.press("▶")

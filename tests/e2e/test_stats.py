@@ -11,7 +11,7 @@ from devkit.scripted_reporter import ScriptedReporter, t
 from storage.models import AuditEntry, StatsTally
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import stored_case
-from tests.e2e.staff_helpers import tr
+from tests.e2e.staff_helpers import STAFF_LANGUAGE, tr
 
 REFUSAL = N_(
     "The figures cannot be shown: the stored statistics are damaged. Tell the administrator."
@@ -45,7 +45,7 @@ async def test_stats_counts_sent_reports_and_refuses_a_damaged_tally(sandbox: Sa
     assert figures.by_region["khatlon"] == 2
     assert figures.by_agency["drugs"] == 2 and figures.by_agency["anticorr"] == 1
     text_message, chart = coordinator.bot_messages()[-2:]
-    assert text_message.body == case_stats.render_text(figures, tr("tg"))
+    assert text_message.body == case_stats.render_text(figures, tr(STAFF_LANGUAGE))
     assert chart.kind == "photo"
     assert await _stats_views(sandbox) == 1
 
@@ -62,7 +62,7 @@ async def test_stats_counts_sent_reports_and_refuses_a_damaged_tally(sandbox: Sa
         )
     photos = len(sandbox.server.calls_for("sendPhoto"))
     await coordinator.send_command("/stats")
-    assert coordinator.last_text() == t(REFUSAL, "tg")
+    assert coordinator.last_text() == t(REFUSAL, STAFF_LANGUAGE)
     assert len(sandbox.server.calls_for("sendPhoto")) == photos  # no chart of wrong figures
     assert await _stats_views(sandbox) == 1  # nothing was shown, nothing audited
 

@@ -24,6 +24,7 @@ from tests.canary import new_canary
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.helpers import count_rows
 from tests.e2e.staff_helpers import (
+    STAFF_LANGUAGE,
     assigned_case,
     db_user,
     join_staff,
@@ -34,7 +35,6 @@ from tests.e2e.staff_helpers import (
 REPORTER_ID = 7_300_001
 LAWYER_ID = 6_300_001
 WIPE_AFTER = timedelta(minutes=30)
-STAFF_LANGUAGE = "tg"  # staff who never chose a language read the default
 WELCOME = N_(
     "Welcome to the coalition's case desk. You are now a lawyer here. /queue shows "
     "the cases waiting for a lawyer. Please turn on two-step verification in "

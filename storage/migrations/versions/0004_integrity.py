@@ -1,7 +1,12 @@
-"""integrity: no content in dead letters, no evidence hash in clear
+"""integrity: role MACs, no content in dead letters, no evidence hash in clear
 
 Revision ID: 0004
 Revises: 0002
+
+``users.role_mac`` binds each staff role to its user under a key from the key
+file. The roles held before are given their MAC once, by the bot at its next
+start (``bot/app.py`` ``prepare_database``, which sees the column appear):
+the migration cannot reach the key file.
 
 Dead letters used to keep their sealed notice (a lawyer's question, a
 reporter's reply) for 30 days: their content is dropped, as the outbox now
@@ -39,6 +44,8 @@ def upgrade() -> None:
     with op.batch_alter_table("evidence_files", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sha256_sealed", sa.LargeBinary(), nullable=True))
         batch_op.drop_column("sha256")
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("role_mac", sa.LargeBinary(), nullable=True))
 
 
 def downgrade() -> None:
@@ -46,6 +53,8 @@ def downgrade() -> None:
         raise RuntimeError(
             "evidence files exist and their hashes are sealed: restore a backup to go back"
         )
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("role_mac")
     with op.batch_alter_table("evidence_files", schema=None) as batch_op:
         batch_op.add_column(sa.Column("sha256", sa.LargeBinary(length=32), nullable=False))
         batch_op.drop_column("sha256_sealed")
