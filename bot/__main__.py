@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -44,9 +45,45 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--resume", action="store_true", help="finish an interrupted rotation")
     rotate.add_argument("--batch", type=int, default=1000, help="rows per transaction")
     keys.add_parser("status", help="which keys exist and what each protects")
+    keys.add_parser("public", help="print the custody receipts' public keys, to publish")
     drop = keys.add_parser("drop", help="remove an old key that nothing uses any more")
     drop.add_argument("key_id")
+    receipt = commands.add_parser(
+        "verify-receipt",
+        help="check a custody receipt (and the file against it) offline: no database, no key file",
+    )
+    receipt.add_argument("receipt", type=Path, help="the receipt, as handed to the lawyer")
+    receipt.add_argument("file", type=Path, nargs="?", help="the file the receipt is about")
+    receipt.add_argument(
+        "--keys",
+        type=Path,
+        required=True,
+        help="the published public keys (the output of `intake-bot keys public`)",
+    )
     return parser
+
+
+def _verify_receipt(args: argparse.Namespace) -> int:
+    """Offline: reads only the three files named; prints what was proven."""
+    from storage.crypto.receipts import Receipt, ReceiptError, parse_public_keys, verify
+
+    try:
+        receipt = Receipt.parse(args.receipt.read_text(encoding="utf-8"))
+        public_keys = parse_public_keys(args.keys.read_text(encoding="utf-8"))
+        data = args.file.read_bytes() if args.file is not None else None
+        verify(receipt, public_keys, data)
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"intake-bot: cannot read {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ReceiptError as exc:
+        print(f"receipt NOT valid: {exc}")
+        return 1
+    print(
+        f"receipt valid: signed by {receipt.key_id}; case {receipt.reference}, "
+        f"received {receipt.received_at:%Y-%m-%d %H:%M:%S} UTC by {receipt.version}"
+    )
+    print("the file matches the receipt" if data is not None else "no file given: not compared")
+    return 0
 
 
 async def _migrate(settings: Settings) -> None:
@@ -120,6 +157,10 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
         keys.init_key_file(settings.key_file)
         print(f"created {settings.key_file} (mode 0600); back it up now")
         return
+    if args.keys_command == "public":
+        material, _ = keys.ensure_key_file(settings.key_file)
+        sys.stdout.write(keys.public_keys_text(material))
+        return
     if args.keys_command == "rotate" and not args.resume:
         new_id = keys.add_primary_key(settings.key_file)
         print(f"new primary key {new_id}; re-wrapping case keys...")
@@ -143,6 +184,8 @@ async def _keys(settings: Settings, args: argparse.Namespace) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     command = args.command or "run"
+    if command == "verify-receipt":
+        return _verify_receipt(args)
     try:
         settings = load_settings()
         configure_logging(settings.log_level)

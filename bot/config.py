@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Telegram's Bot API lets bots download files up to 20 MB (more only with a
     # self-hosted Bot API server); evidence larger than this is refused.
     max_download_mb: int = Field(default=20, ge=1, le=2000)
+    # A folder with the coalition's own dossier templates (dossier.tg.j2,
+    # dossier.ru.j2); those not found there come from bot/templates/.
+    dossier_template_dir: Path | None = None
     # News a reporter may add to one case after sending it (bot/cases/followups.py).
     followups_per_day: int = Field(default=3, ge=1)
     followups_total: int = Field(default=20, ge=1)

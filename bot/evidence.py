@@ -185,15 +185,22 @@ class EvidenceMeta:
     size: int
     file_name: str | None = None
     caption: str | None = None
+    # Capture metadata read from the file (bot/capture.py); None for files
+    # stored before it was read, empty when the file carries none.
+    capture: dict[str, str] | None = None
 
     @classmethod
-    def of(cls, incoming: Incoming, size: int) -> EvidenceMeta:
+    def of(
+        cls, incoming: Incoming, size: int, capture: dict[str, str] | None = None
+    ) -> EvidenceMeta:
+        """``capture``: what ``bot.capture.read_capture`` found in the file."""
         return cls(
             kind=incoming.kind,
             mime_type=mime_of(incoming) or "application/octet-stream",
             size=size,
             file_name=(incoming.file_name or None) and str(incoming.file_name)[:MAX_FILE_NAME],
             caption=(incoming.caption or None) and str(incoming.caption)[:MAX_CAPTION],
+            capture=capture,
         )
 
     def to_bytes(self) -> bytes:
@@ -203,6 +210,7 @@ class EvidenceMeta:
             "size": self.size,
             "name": self.file_name,
             "caption": self.caption,
+            "capture": self.capture,
         }
         return json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
 
@@ -213,12 +221,16 @@ class EvidenceMeta:
             raise ValueError("evidence metadata is not a mapping")
         name = data.get("name")
         caption = data.get("caption")
+        capture = data.get("capture")
         return cls(
             kind=EvidenceKind(data["kind"]),
             mime_type=str(data["mime"]),
             size=int(data["size"]),
             file_name=name if isinstance(name, str) else None,
             caption=caption if isinstance(caption, str) else None,
+            capture=(
+                {str(k): str(v) for k, v in capture.items()} if isinstance(capture, dict) else None
+            ),
         )
 
     def delivery_name(self, short_id: str) -> str:

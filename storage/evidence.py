@@ -35,6 +35,7 @@ class StoredEvidence:
     received_at: datetime
     sha256: bytes
     meta: bytes  # the opened metadata JSON (bot/evidence.py EvidenceMeta)
+    receipt: str | None = None  # the signed custody receipt's text
 
 
 class EvidenceRepository:
@@ -97,21 +98,21 @@ class EvidenceRepository:
             .execution_options(synchronize_session=False)
         )
 
-    async def submit(self, case_id: uuid.UUID, keep: Iterable[str]) -> int:
-        """At submission: the draft's files the answers refer to become the case's;
-        the others (sent, then skipped or answered otherwise) are deleted."""
+    async def submit(self, case_id: uuid.UUID, keep: Iterable[str]) -> list[EvidenceFile]:
+        """At submission: the draft's files the answers refer to become the case's
+        (returned); the others (sent, then skipped or answered otherwise) are deleted."""
         wanted = {uuid.UUID(hex=value) for value in keep}
         rows = await self.session.scalars(
             select(EvidenceFile).where(
                 EvidenceFile.case_id == case_id, EvidenceFile.submitted.is_(False)
             )
         )
-        kept = 0
+        kept: list[EvidenceFile] = []
         for row in rows.all():
             if row.id in wanted:
                 row.submitted = True
                 row.expires_at = None
-                kept += 1
+                kept.append(row)
             else:
                 await self.session.delete(row)
         await self.session.flush()
@@ -145,6 +146,7 @@ class EvidenceRepository:
                 row.received_at,
                 self.custody_hash(row, data_key),
                 data_key.open(row.meta_sealed, _context("meta_sealed", case_id, row.id)),
+                self.receipt(row, data_key),
             )
             for row in rows
         ]
@@ -159,6 +161,19 @@ class EvidenceRepository:
         if data is None:
             data = data_key.open(row.blob_sealed, _context("blob_sealed", row.case_id, row.id))
         return hashlib.sha256(data).digest()
+
+    @staticmethod
+    def seal_receipt(row: EvidenceFile, data_key: DataKey, receipt_text: str) -> None:
+        context = _context("receipt_sealed", row.case_id, row.id)
+        row.receipt_sealed = data_key.seal(receipt_text.encode(), context)
+
+    @staticmethod
+    def receipt(row: EvidenceFile, data_key: DataKey) -> str | None:
+        """The file's custody receipt as handed to lawyers; None before revision 0006."""
+        if row.receipt_sealed is None:
+            return None
+        context = _context("receipt_sealed", row.case_id, row.id)
+        return data_key.open(row.receipt_sealed, context).decode()
 
     async def get(self, case_id: uuid.UUID, evidence_id: uuid.UUID) -> EvidenceFile | None:
         row = await self.session.get(EvidenceFile, evidence_id)

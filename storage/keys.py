@@ -8,6 +8,8 @@ transaction, so it can be interrupted at any point and resumed with
 
 from __future__ import annotations
 
+import base64
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -51,10 +53,36 @@ def init_key_file(path: Path) -> KeyMaterial:
 
 
 def ensure_key_file(path: Path) -> tuple[KeyMaterial, bool]:
-    """Load the key file, creating it on first run; the flag says it was created."""
+    """Load the key file, creating it on first run; the flag says it was created.
+
+    A key file written before custody receipts existed gets its signing key here.
+    A read-only one (systemd credentials) keeps none: a key that is not saved
+    would sign receipts nobody could check after a restart, so until the file is
+    upgraded where it is kept, no receipts are signed.
+    """
     if path.exists():
-        return load_key_file(path), False
+        material = load_key_file(path)
+        if material.signing_key is None:
+            material.add_signing_key()
+            try:
+                write_key_file(path, material, exclusive=False)
+            except OSError:
+                material = load_key_file(path)
+                print(
+                    f"intake-bot: {path} is read-only and has no receipt signing key; "
+                    "run `intake-bot keys public` where it is kept. No receipts until then.",
+                    file=sys.stderr,
+                )
+        return material, False
     return init_key_file(path), True
+
+
+def public_keys_text(material: KeyMaterial) -> str:
+    """The custody receipts' public keys, one ``ID BASE64`` line each, to publish."""
+    return "".join(
+        f"{key_id} {base64.b64encode(key).decode('ascii')}\n"
+        for key_id, key in material.verify_keys.items()
+    )
 
 
 def add_primary_key(path: Path) -> str:

@@ -312,6 +312,10 @@ class EvidenceFile(Base):
     # NULL for files stored before revision 0004, whose hash is computed from the
     # sealed bytes (AES-GCM proves they are the bytes received).
     sha256_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
+    # The signed custody receipt's text (storage/crypto/receipts.py), sealed: it
+    # names the case and the hash. NULL until the file is a case's, and for
+    # files stored before revision 0006.
+    receipt_sealed: Mapped[bytes | None] = mapped_column(LargeBinary)
     blob_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     # JSON: kind, original file name, MIME type, size, caption.
     meta_sealed: Mapped[bytes] = mapped_column(LargeBinary)

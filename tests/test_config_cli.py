@@ -141,6 +141,9 @@ def test_keys_commands_end_to_end(tmp_path: Path) -> None:
     status = _cli("keys", "status", cwd=tmp_path)
     assert status.stdout.count("kek-") == 2
     assert f"{old_primary} (primary)" not in status.stdout
+    # Both receipt signing keys stay published: receipts signed before still verify.
+    public = _cli("keys", "public", cwd=tmp_path)
+    assert public.returncode == 0 and public.stdout.count("sig-") == 2
     assert _cli("keys", "drop", old_primary, cwd=tmp_path).returncode == 0
     assert _cli("keys", "status", cwd=tmp_path).stdout.count("kek-") == 1
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from aiogram.types import BufferedInputFile
+from docx import Document
 
 from bot.evidence import REFUSAL_TEXTS, Refusal
 from bot.i18n import LANGUAGE_NAMES, LANGUAGES
@@ -286,6 +287,14 @@ async def test_files_sent_and_received(demo: DemoSession, tmp_path: Path) -> Non
     assert saved.startswith("(demo) saved document ")
     files = list((tmp_path / "out").iterdir())
     assert [path.read_bytes() for path in files] == [photo]
+
+    # The case dossier: shown as its outline, saved as a Word file.
+    dossier = await demo.handle(f"/dossier {reference}")
+    assert f"📄 document ({reference}.docx" in dossier and "§ Досье дела" in dossier
+    saved = await demo.handle(f"/save {tmp_path / 'dossier'}")
+    [path] = (tmp_path / "dossier").glob("*.docx")
+    text = "\n".join(p.text for p in Document(str(path)).paragraphs)
+    assert reference in text and digest in text
 
 
 async def test_the_demo_shows_the_staff_pin_and_the_lock(demo: DemoSession) -> None:

@@ -116,12 +116,15 @@ def test_size_and_count_limits() -> None:
 
 def test_metadata_round_trips() -> None:
     meta = EvidenceMeta.of(
-        Incoming(EvidenceKind.DOCUMENT, "x", "application/pdf", 10, "справка.pdf", "подпись"), 10
+        Incoming(EvidenceKind.DOCUMENT, "x", "application/pdf", 10, "справка.pdf", "подпись"),
+        10,
+        {"author": "Врач"},
     )
     assert EvidenceMeta.from_bytes(meta.to_bytes()) == meta
     photo = EvidenceMeta.of(Incoming(EvidenceKind.PHOTO, "x", None, None), 5)
     assert photo.mime_type == "image/jpeg" and photo.delivery_name("abcd") == "photo-abcd.jpg"
     assert meta.delivery_name("abcd") == "справка.pdf"
+    assert meta.capture == {"author": "Врач"} and photo.capture is None
 
 
 def test_files_answers_are_validated() -> None:

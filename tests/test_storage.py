@@ -334,3 +334,17 @@ async def test_rotation_reseals_staff_names_and_drop_waits_for_them(
     async with database.sessionmaker() as session:
         found = await UserRepository(session, survivor).by_telegram_id(98)
         assert found is not None and staff_name(survivor, found) == "Zarina Karimova"
+
+
+async def test_revision_0006_adds_and_removes_the_sealed_receipt(database: Database) -> None:
+    def columns(sync: object) -> set[str]:
+        return {c["name"] for c in inspect(sync).get_columns("evidence_files")}  # type: ignore[arg-type]
+
+    async with database.engine.connect() as conn:
+        assert "receipt_sealed" in await conn.run_sync(columns)
+    await downgrade(database.engine, "0005")
+    async with database.engine.connect() as conn:
+        assert "receipt_sealed" not in await conn.run_sync(columns)
+    await migrate(database.engine)
+    async with database.engine.connect() as conn:
+        assert "receipt_sealed" in await conn.run_sync(columns)

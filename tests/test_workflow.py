@@ -162,6 +162,8 @@ LAWYER_ON_OWN = {
     # Evidence files go to the assigned lawyer only, not to one who may merely view.
     Action.GET_EVIDENCE,
     Action.RECEIVE_NOTICE,
+    # A dossier: whoever may open the case (docs/evidence.md, Case dossier).
+    Action.EXPORT_DOSSIER,
 }
 #: What a lawyer may do, by their relation to the case (``self_assign`` on / off).
 #: Every Action not listed (assigning, statistics, the audit trail, staff, bans) is
@@ -170,7 +172,7 @@ LAWYER_TABLE: dict[str, dict[bool, set[Action]]] = {
     "own": {True: LAWYER_ON_OWN, False: LAWYER_ON_OWN},
     "other's": {True: {Action.VIEW_QUEUE}, False: {Action.VIEW_QUEUE}},
     "unassigned": {
-        True: {Action.VIEW_QUEUE, Action.VIEW_CASE, Action.TAKE},
+        True: {Action.VIEW_QUEUE, Action.VIEW_CASE, Action.EXPORT_DOSSIER, Action.TAKE},
         False: {Action.VIEW_QUEUE},
     },
     "unassigned, closed": {True: {Action.VIEW_QUEUE}, False: {Action.VIEW_QUEUE}},

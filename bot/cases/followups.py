@@ -25,6 +25,7 @@ from bot.cases.policy import Action, is_allowed
 from bot.cases.service import AccessDenied, CaseService
 from bot.cases.stats import count_news
 from bot.cases.workflow import Status, WorkflowError
+from bot.custody import issue_receipts
 from bot.intake.news import URGENT_NEWS, NewsKind, NewsRecord
 from bot.notifications import Notice, NoticeKind, coordinators, enqueue
 from bot.text import N_
@@ -142,7 +143,9 @@ async def record_news(
     present = await evidence.existing_ids(case.id)
     # A file of the draft may have expired meanwhile: the news goes without it.
     files = tuple(f for f in record.files if f in present)
-    await evidence.submit(case.id, files)
+    kept = await evidence.submit(case.id, files)
+    # Files sent with news join the case now: their custody receipts are signed.
+    await issue_receipts(session, keyring, case, data_key, kept)
     first_of_kind = record.kind not in await _kinds_reported(session, case, data_key)
     message_id = uuid.uuid4()
     sealed = NewsRecord(record.kind, record.words, files).to_json().encode()

@@ -32,6 +32,8 @@ class Action(StrEnum):
     # Receive an evidence file (decrypted and sent into the chat): the assigned
     # lawyer or a coordinator only, never a lawyer who merely may view the case.
     GET_EVIDENCE = "get_evidence"
+    # A Word dossier of the whole case (/dossier): whoever may open the case.
+    EXPORT_DOSSIER = "export_dossier"
     # Answer news on a closed case: reopen it or keep it closed.
     REOPEN = "reopen"
     # Be sent a notice about a case (the outbox asks just before sending): the
@@ -90,7 +92,7 @@ def is_allowed(
         return False
     own = case.assignee_id == actor.id
     unassigned = case.assignee_id is None and case.status != "closed"
-    if action is Action.VIEW_CASE:
+    if action in (Action.VIEW_CASE, Action.EXPORT_DOSSIER):
         return own or (unassigned and self_assign)
     if action is Action.TAKE:
         return unassigned and self_assign

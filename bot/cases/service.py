@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.policy import Action, is_allowed
 from bot.cases.workflow import Outcome, Status, WorkflowError, check_transition
+from bot.custody import issue_receipts
 from bot.notifications import Notice, NoticeKind, Role, coordinators, enqueue
 from bot.text import N_
 from storage import audit
-from storage.crypto import FieldContext, KeyRing
-from storage.models import Case, CaseEvent, CaseMessage, User, utcnow
+from storage.crypto import DataKey, FieldContext, KeyRing
+from storage.models import Case, CaseEvent, CaseMessage, EvidenceFile, User, utcnow
 from storage.references import normalise_reference
 from storage.repositories import CaseRepository, UserRepository
 
@@ -130,9 +131,17 @@ class CaseService:
             enqueue(self.session, self.keyring, reporter, notice)
 
     # Reading -----------------------------------------------------------------
-    async def open_case(self, actor: User, reference: str) -> CaseView:
-        """The whole case, decrypted for one person; every opening is audited."""
-        case = await self.find(actor, reference, Action.VIEW_CASE)
+    async def open_case(
+        self,
+        actor: User,
+        reference: str,
+        *,
+        action: Action = Action.VIEW_CASE,
+        audit_as: str = "case_view",
+    ) -> CaseView:
+        """The whole case, decrypted for one person; every opening is audited
+        (as ``audit_as``: a dossier is an export, not a view)."""
+        case = await self.find(actor, reference, action)
         data_key = await self.cases.data_key(case)
         answers = await self.cases.answers(case)
         rows = await self.session.scalars(
@@ -152,8 +161,15 @@ class CaseService:
             for row in rows
         ]
         assignee = await self.session.get(User, case.assignee_id) if case.assignee_id else None
-        await self._audit(actor, "case_view", case)
+        await self._audit(actor, audit_as, case)
         return CaseView(case, answers, notes, assignee)
+
+    async def events(self, case: Case) -> list[CaseEvent]:
+        """The case's workflow steps, oldest first (no content)."""
+        found = await self.session.scalars(
+            select(CaseEvent).where(CaseEvent.case_id == case.id).order_by(CaseEvent.at)
+        )
+        return list(found.all())
 
     async def queue(self, actor: User, *, mine: bool, page: int, page_size: int = 5) -> QueuePage:
         if not self.allowed(actor, Action.VIEW_QUEUE):
@@ -385,8 +401,12 @@ class CaseService:
             raise AccessDenied
         return case
 
-    async def record_file_reply(self, reporter: User, case: Case) -> None:
-        """The reporter sent a file in reply (already stored as evidence of ``case``)."""
+    async def record_file_reply(
+        self, reporter: User, case: Case, row: EvidenceFile, data_key: DataKey
+    ) -> None:
+        """The reporter sent a file in reply (already stored as evidence of ``case``):
+        its custody receipt is signed, the lawyer told."""
+        await issue_receipts(self.session, self.keyring, case, data_key, [row])
         await self._reporter_answered(case)
         await self._audit(None, "evidence_received", case)
         notice = Notice(NoticeKind.REPORTER_SENT_FILE, case.reference)

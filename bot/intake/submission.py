@@ -9,6 +9,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.stats import count_submission
+from bot.custody import issue_receipts
 from bot.intake.flow import IntakeState, questionnaire_for
 from bot.intake.limits import DailyLimitReached, IntakePaused, admit_submission
 from bot.notifications import Notice, NoticeKind, coordinators, enqueue
@@ -83,7 +84,9 @@ async def submit_report(
             log.error("statistics tally does not open: a report was stored, not counted")
     if intake.case_id is not None:
         # Files referred to by the answers become the case's; the rest are deleted.
-        await evidence.submit(case.id, evidence_ids(q, answers))
+        kept = await evidence.submit(case.id, evidence_ids(q, answers))
+        if kept and intake.data_key is not None:
+            await issue_receipts(session, keyring, case, intake.data_key, kept)
     notice = Notice(NoticeKind.NEW_CASE, case.reference, urgent=urgent)
     for coordinator in await coordinators(session):
         enqueue(session, keyring, coordinator, notice)

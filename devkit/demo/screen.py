@@ -224,6 +224,8 @@ class Screen:
                         same = digest in (body or "")
                         check = " (matches the caption)" if same else " (NOT the caption's!)"
                     label += f"\nreceived: SHA-256 {digest}{check}"
+                    if (self.uploaded_name(message) or "").endswith(".docx"):
+                        label += docx_outline(data)
             return f"{label}\n{body}" if body else label
         label = f"[{message.kind}]"
         return f"{label} {body}" if body else label
@@ -272,3 +274,24 @@ class Screen:
             return None
         record = self.server.get_file(message.file_id)
         return None if record is None else record.data
+
+
+DOCX_OUTLINE_HEADINGS = 12
+
+
+def docx_outline(data: bytes) -> str:
+    """A Word file the bot sent (a /dossier), as its first headings: what it holds."""
+    import io
+
+    from docx import Document
+
+    try:
+        paragraphs = Document(io.BytesIO(data)).paragraphs
+    except Exception:
+        return "\n(not a readable Word file)"
+    headings = [
+        p.text for p in paragraphs if p.style is not None and p.style.name.startswith("Heading")
+    ]
+    shown = [f"  § {text}" for text in headings[:DOCX_OUTLINE_HEADINGS]]
+    more = len(headings) - len(shown)
+    return "\n" + "\n".join(shown) + (f"\n  § … {more} more" if more > 0 else "")

@@ -8,6 +8,7 @@ data key live in the sealed draft (``IntakeState.case_key``).
 
 from __future__ import annotations
 
+import asyncio
 import io
 import logging
 import uuid
@@ -20,6 +21,7 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.capture import read_capture
 from bot.config import Settings
 from bot.evidence import (
     REFUSAL_TEXTS,
@@ -29,6 +31,7 @@ from bot.evidence import (
     Limits,
     Refusal,
     check_length,
+    mime_of,
     refusal,
 )
 from bot.intake.flow import Phase, add_evidence, current_question
@@ -133,7 +136,9 @@ async def receive(
     if not await take_evidence_bytes(session, keyring, sender, len(data), per_day):
         return Refusal.SENDER_FULL
     expires = None if submitted else utcnow() + timedelta(hours=settings.draft_ttl_hours)
-    meta = EvidenceMeta.of(incoming, len(data)).to_bytes()
+    # Parsing a hostile 20 MB file must not stall every other chat: a worker thread.
+    capture = await asyncio.to_thread(read_capture, data, mime_of(incoming) or "")
+    meta = EvidenceMeta.of(incoming, len(data), capture).to_bytes()
     row = await repository.store(
         case_id, data_key, data, meta, submitted=submitted, expires_at=expires
     )

@@ -128,7 +128,7 @@ async def file_reply(
         await message.answer(refusal_text(result, limits_of(settings)))
         return
     await _end_reply(state)
-    await case_service.record_file_reply(user, case)
+    await case_service.record_file_reply(user, case, result, data_key)
     await session.commit()
     background.wake_outbox()
     await message.answer(_("Thank you. Your file has been passed to the lawyer."))

@@ -2,7 +2,7 @@
 
 from aiogram import Router
 
-from handlers.staff import cases, coordinator, join, reopen
+from handlers.staff import cases, coordinator, dossier, join, reopen
 from handlers.staff.gate import StaffGate
 
 
@@ -16,6 +16,7 @@ def build_staff_router() -> Router:
         join.build_router(),
         coordinator.build_router(),
         cases.build_router(),
+        dossier.build_router(),
         reopen.build_router(),
     )
     return router

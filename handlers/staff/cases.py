@@ -27,12 +27,19 @@ from bot.cases.policy import Action
 from bot.cases.service import AccessDenied, CaseService
 from bot.cases.staff import staff_name
 from bot.cases.workflow import Outcome, Status, WorkflowError
+from bot.custody import file_history
 from bot.evidence import KIND_LABELS, EvidenceKind, EvidenceMeta, human_size
 from bot.text import N_
 from handlers.staff.callbacks import AssignTo, CaseAct, CaseOutcome, EvidenceGet, QueueNav
 from handlers.staff.filters import STAFF
 from handlers.staff.gate import CaseViews
-from handlers.staff.render import case_actions, case_text, outcome_keyboard, queue_screen
+from handlers.staff.render import (
+    case_actions,
+    case_text,
+    custody_text,
+    outcome_keyboard,
+    queue_screen,
+)
 from storage import audit
 from storage.crypto import KeyRing
 from storage.evidence import EvidenceRepository
@@ -177,8 +184,12 @@ async def evidence_button(
         # Photos go as documents too: sendPhoto would be re-compressed by Telegram
         # and the lawyer's copy would no longer match the custody hash.
         sent = await bot.send_document(chat_id, upload, caption=caption)
+    # Beside the file: its capture metadata, signed receipt and custody history.
+    history = await file_history(session, row)
+    receipt = EvidenceRepository.receipt(row, data_key)
+    custody = await bot.send_message(chat_id, custody_text(meta, receipt, history, _))
     # Recorded after the send: the delivery's own transaction is already committed.
-    case_views.record(sent.message_id)
+    case_views.record(sent.message_id, custody.message_id)
 
 
 async def case_command(

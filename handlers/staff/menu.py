@@ -14,6 +14,7 @@ LAWYER_COMMANDS = (
     ("queue", N_("Cases waiting for a lawyer")),
     ("mine", N_("My cases")),
     ("case", N_("Open a case: /case K7QD-M2PF")),
+    ("dossier", N_("Case dossier in Word: /dossier K7QD-M2PF")),
     ("extend", N_("Keep a closed case longer: /extend REF reason")),
     ("lock", N_("Lock the bot now and delete the case messages")),
     ("pin", N_("Change your PIN; /pin duress sets a duress PIN")),
@@ -21,7 +22,7 @@ LAWYER_COMMANDS = (
     ("help", N_("How this bot works")),
 )
 COORDINATOR_COMMANDS = (
-    *LAWYER_COMMANDS[:3],
+    *LAWYER_COMMANDS[:4],
     ("assign", N_("Assign a case: /assign K7QD-M2PF")),
     ("stats", N_("Statistics")),
     ("audit", N_("Who did what: /audit K7QD-M2PF")),
@@ -29,7 +30,7 @@ COORDINATOR_COMMANDS = (
     ("staff", N_("Staff list")),
     ("revoke", N_("Remove a staff member")),
     ("ban", N_("Block the sender of a case: /ban K7QD-M2PF")),
-    *LAWYER_COMMANDS[3:],
+    *LAWYER_COMMANDS[4:],
 )
 
 

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
+from bot.capture import CAPTURE_LABELS
 from bot.cases.followups import NEWS_MESSAGE
 from bot.cases.policy import Action
 from bot.cases.service import CaseView, QueuePage
 from bot.cases.workflow import OUTCOME_LABELS, STATUS_LABELS, TRANSITIONS, Status
-from bot.evidence import KIND_LABELS, EvidenceMeta, human_size
+from bot.evidence import KIND_LABELS, EvidenceKind, EvidenceMeta, human_size
 from bot.intake.flow import questionnaire_for
 from bot.intake.news import NEWS_LABELS, URGENT_NEWS, NewsRecord
 from bot.questionnaire import SECTION_TITLES, summarise_for_review
@@ -19,7 +20,7 @@ from bot.text import N_
 from handlers.reporter.render import render_value
 from handlers.staff.callbacks import CaseAct, CaseOutcome, EvidenceGet, QueueNav
 from storage.evidence import StoredEvidence
-from storage.models import Case, User, utcnow
+from storage.models import AuditEntry, Case, User, utcnow
 
 Translate = Callable[[str], str]
 Allowed = Callable[[Action, Case | None], bool]
@@ -74,7 +75,7 @@ def queue_screen(
     return "\n".join(lines), InlineKeyboardMarkup(inline_keyboard=[r for r in rows if r])
 
 
-_MESSAGE_KINDS = {
+MESSAGE_KINDS = {
     "note": N_("Internal note"),
     "question": N_("Question to the reporter"),
     "reply": N_("Reply from the reporter"),
@@ -110,7 +111,41 @@ def evidence_lines(files: list[StoredEvidence], _: Translate) -> str:
         if meta.caption:
             lines.append(f"   {meta.caption}")
         lines.append(f"   SHA-256: {item.sha256.hex()}")
+        capture = capture_text(meta, _)
+        if capture:
+            lines.append(f"   {capture}")
     return "\n".join(lines)
+
+
+def capture_text(meta: EvidenceMeta, _: Translate) -> str:
+    """The file's capture metadata for staff, or why there is none."""
+    if meta.capture is None:
+        return ""  # stored before capture metadata was read
+    if not meta.capture:
+        if meta.kind is EvidenceKind.PHOTO:
+            return _(N_("Capture metadata: none (a photo sent the ordinary way loses it)"))
+        return _(N_("Capture metadata: none in the file"))
+    found = [
+        f"{_(label)} {meta.capture[key]}"
+        for key, label in CAPTURE_LABELS.items()
+        if key in meta.capture
+    ]
+    return _(N_("Capture metadata: {found}")).format(found="; ".join(found))
+
+
+def custody_text(
+    meta: EvidenceMeta, receipt: str | None, history: Sequence[AuditEntry], _: Translate
+) -> str:
+    """What goes beside a delivered file: capture metadata, receipt, custody history."""
+    parts = [capture_text(meta, _)] if meta.capture is not None else []
+    if receipt is not None:
+        parts.append(_(N_("Custody receipt (check it with intake-bot verify-receipt):")))
+        parts.append(receipt)
+    parts.append(_(N_("Custody history:")))
+    parts.extend(
+        f"{entry.at:%d.%m.%Y %H:%M} UTC · {audit_action(entry.action, _)}" for entry in history
+    )
+    return "\n".join(parts)
 
 
 def evidence_buttons(files: list[StoredEvidence], _: Translate) -> list[list[InlineKeyboardButton]]:
@@ -155,7 +190,7 @@ def case_text(
             f"{_(item.question.prompt)}\n  {render_value(item.question, item.value, _, limit=None)}"
         )
     for note in view.messages:
-        kind = _(_MESSAGE_KINDS.get(note.kind, note.kind))
+        kind = _(MESSAGE_KINDS.get(note.kind, note.kind))
         body = news_body(note.text, files or [], _) if note.kind == NEWS_MESSAGE else note.text
         blocks.append(f"[{kind} · {note.created_at:%d.%m %H:%M}]\n{body}")
     if files:
@@ -239,6 +274,8 @@ AUDIT_ACTION_LABELS = {
     "reply_received": N_("the reporter replied"),
     "evidence_received": N_("a file was received"),
     "evidence_delivery": N_("received a file"),
+    "evidence_receipt": N_("custody receipt signed"),
+    "dossier_export": N_("exported a dossier"),
     "retention_warning": N_("deletion warning sent"),
     "retention_extend": N_("kept the case longer"),
     "case_shred_retention": N_("deleted at the end of retention"),

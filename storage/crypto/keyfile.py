@@ -1,4 +1,6 @@
-"""The key file: key-encryption keys, the blind-index key and the audit key.
+"""The key file: key-encryption keys, the blind-index key, the audit key and
+the Ed25519 key that signs custody receipts (with the public halves of the
+signing keys used before, so old receipts still verify after a rotation).
 
 The file is JSON, created with mode 0600 and refused when group or others can
 read it. It is the one secret that makes the database readable: losing it
@@ -16,6 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
 KEY_BYTES = 32
 FILE_FORMAT = 1
 
@@ -31,38 +36,60 @@ class KeyMaterial:
     blind_index_key: bytes
     audit_key: bytes
     created: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    # The Ed25519 key signing custody receipts now (None in a key file written
+    # before receipts existed, until ``ensure_key_file`` adds one), and the
+    # public key of every signing key ever used, by id, the current one included.
+    signing_id: str = ""
+    signing_key: bytes | None = None
+    verify_keys: dict[str, bytes] = field(default_factory=dict)
 
     @classmethod
     def generate(cls) -> KeyMaterial:
         kek_id = new_kek_id()
-        return cls(
+        material = cls(
             primary=kek_id,
             keks={kek_id: secrets.token_bytes(KEY_BYTES)},
             blind_index_key=secrets.token_bytes(KEY_BYTES),
             audit_key=secrets.token_bytes(KEY_BYTES),
         )
+        material.add_signing_key()
+        return material
 
     def add_primary(self) -> str:
+        """Rotation: a new key-encryption key and a new signing key."""
         kek_id = new_kek_id()
         self.keks[kek_id] = secrets.token_bytes(KEY_BYTES)
         self.primary = kek_id
+        self.add_signing_key()
         return kek_id
+
+    def add_signing_key(self) -> str:
+        """A new signing key; the old one's private half is dropped, its public half kept."""
+        private = Ed25519PrivateKey.generate()
+        signing_id = f"sig-{datetime.now(UTC):%Y%m%d}-{secrets.token_hex(3)}"
+        self.signing_id, self.signing_key = signing_id, private.private_bytes_raw()
+        self.verify_keys[signing_id] = private.public_key().public_bytes(
+            Encoding.Raw, PublicFormat.Raw
+        )
+        return signing_id
 
     def to_json(self) -> str:
         def b64(raw: bytes) -> str:
             return base64.b64encode(raw).decode("ascii")
 
-        return json.dumps(
-            {
-                "format": FILE_FORMAT,
-                "created": self.created,
-                "primary": self.primary,
-                "keks": {kid: b64(key) for kid, key in self.keks.items()},
-                "blind_index_key": b64(self.blind_index_key),
-                "audit_key": b64(self.audit_key),
-            },
-            indent=2,
-        )
+        doc: dict[str, object] = {
+            "format": FILE_FORMAT,
+            "created": self.created,
+            "primary": self.primary,
+            "keks": {kid: b64(key) for kid, key in self.keks.items()},
+            "blind_index_key": b64(self.blind_index_key),
+            "audit_key": b64(self.audit_key),
+        }
+        if self.signing_key is not None:
+            doc["signing"] = {"id": self.signing_id, "key": b64(self.signing_key)}
+        if self.verify_keys:
+            doc["verify_keys"] = {kid: b64(key) for kid, key in self.verify_keys.items()}
+        return json.dumps(doc, indent=2)
 
     @classmethod
     def from_json(cls, text: str) -> KeyMaterial:
@@ -78,12 +105,20 @@ class KeyMaterial:
                 audit_key=_decode_key(doc["audit_key"]),
                 created=str(doc.get("created", "")),
             )
+            if "signing" in doc:
+                material.signing_id = str(doc["signing"]["id"])
+                material.signing_key = _decode_key(doc["signing"]["key"])
+            material.verify_keys = {
+                str(k): _decode_key(v) for k, v in doc.get("verify_keys", {}).items()
+            }
         except KeyFileError:
             raise
         except (ValueError, KeyError, TypeError, AttributeError):
             raise KeyFileError("key file: malformed JSON or missing keys") from None
         if material.primary not in material.keks:
             raise KeyFileError("key file: the primary key id is not among the keys")
+        if material.signing_key is not None and material.signing_id not in material.verify_keys:
+            raise KeyFileError("key file: the signing key's public half is missing")
         return material
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from storage.crypto.envelope import (
@@ -122,3 +123,23 @@ class KeyRing:
 
     def audit_mac(self, message: bytes) -> bytes:
         return hmac.new(self._material.audit_key, message, hashlib.sha256).digest()
+
+    # Custody receipts ------------------------------------------------------
+    @property
+    def can_sign(self) -> bool:
+        return self._material.signing_key is not None
+
+    @property
+    def signing_id(self) -> str:
+        return self._material.signing_id
+
+    def sign(self, message: bytes) -> bytes:
+        """An Ed25519 signature of ``message`` with the current signing key."""
+        if self._material.signing_key is None:
+            raise DecryptionError("the key file has no signing key; start the bot once")
+        return Ed25519PrivateKey.from_private_bytes(self._material.signing_key).sign(message)
+
+    @property
+    def verify_keys(self) -> dict[str, bytes]:
+        """Public keys of every signing key used, by id (what `keys public` prints)."""
+        return dict(self._material.verify_keys)

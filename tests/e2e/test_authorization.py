@@ -47,12 +47,13 @@ LAWYER_B_ID = 6_200_002  # an active lawyer, not assigned
 LAWYER_C_ID = 6_200_003  # revoked
 OUTSIDER_ID = 7_200_002  # another reporter
 
-STAFF_COMMANDS = ("/queue", "/mine", "/case", "/assign", "/stats", "/audit")
+STAFF_COMMANDS = ("/queue", "/mine", "/case", "/dossier", "/assign", "/stats", "/audit")
 COORDINATOR_COMMANDS = ("/invite", "/staff", "/revoke")
 #: Audit actions that only a successful staff operation writes.
 SUCCESS_ACTIONS = frozenset(
     {
         "case_view",
+        "dossier_export",
         "case_assign",
         "status_change",
         "note_add",
@@ -168,7 +169,7 @@ async def test_outsiders_are_refused_every_staff_command_and_button(sandbox: San
     unanswered: list[str] = []
     for name, user in attackers.items():
         for command in STAFF_COMMANDS + COORDINATOR_COMMANDS:
-            args = reference if command in ("/case", "/assign", "/audit") else None
+            args = reference if command in ("/case", "/dossier", "/assign", "/audit") else None
             await user.send_command(command, args)
         own = (await internal_id(sandbox, user.user_id)).hex
         message_id = user.bot_messages()[-1].message_id
@@ -193,7 +194,7 @@ async def test_outsiders_are_refused_every_staff_command_and_button(sandbox: San
         for entry in audited
         if entry.actor_id in attacker_rows and entry.action in SUCCESS_ACTIONS
     ]
-    assert not [entry for entry in audited if entry.action == "case_view"]
+    assert not [entry for entry in audited if entry.action in ("case_view", "dossier_export")]
 
     secrets = (account, victim, note, question, reply, reference)
     for name, user in attackers.items():

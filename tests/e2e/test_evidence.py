@@ -22,6 +22,7 @@ from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import ScriptedReporter, t
 from handlers.staff.callbacks import EvidenceGet
 from storage.crypto import DataKey, KeyRing
+from storage.crypto.receipts import Receipt, verify
 from storage.evidence import EvidenceRepository
 from storage.fsm import EncryptedFSMStorage
 from storage.models import AuditEntry, Case, EvidenceFile, utcnow
@@ -216,14 +217,16 @@ async def test_only_the_assigned_lawyer_receives_identical_files(sandbox: Sandbo
         before = len(lawyer.bot_messages())
         await lawyer.press(t(N_("Receive file {number}"), STAFF_LANGUAGE).format(number=number))
         sent = lawyer.bot_messages()[before:]
-        assert len(sent) == 1 and sent[0].kind in ("document", "voice"), sent
+        # The file, then its receipt and custody history (tests/e2e/test_custody.py).
+        assert len(sent) == 2 and sent[0].kind in ("document", "voice"), sent
+        assert sent[1].kind == "text" and "custody receipt" in (sent[1].body or "")
         assert sent[0].protect_content
         file_id = sent[0].file_id
         assert file_id is not None
         received.append(sandbox.server.file_bytes(file_id))
         assert hashes[number - 1] in (sent[0].body or "")
     assert received == [JPEG, OGG]
-    assert [m.kind for m in lawyer.bot_messages()[-2:]] == ["document", "voice"]
+    assert [m.kind for m in lawyer.bot_messages()[-4:]] == ["document", "text", "voice", "text"]
 
     async with sandbox.sessionmaker() as session:
         deliveries = await session.scalar(
@@ -282,6 +285,11 @@ async def test_a_file_in_reply_to_a_question_joins_the_case(sandbox: Sandbox) ->
     rows = await _evidence_rows(sandbox)
     case, _ = await stored_case(sandbox, reference)
     assert len(rows) == 1 and rows[0].submitted and rows[0].case_id == case.id
+    # Its custody receipt is signed when it joins the case.
+    receipt = EvidenceRepository.receipt(rows[0], await _data_key(sandbox, case.id))
+    assert receipt is not None
+    verify(Receipt.parse(receipt), sandbox.keyring.verify_keys, b"%PDF-1.4 spravka")
+    assert Receipt.parse(receipt).reference == reference
     sent_file = t(
         N_(
             "The reporter of case {reference} sent a file. Open the case to receive it: "

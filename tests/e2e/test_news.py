@@ -169,6 +169,9 @@ async def test_news_with_words_and_a_file_reaches_the_case_and_nothing_stays(
         stats = await compute(session, sandbox.keyring)
     assert [e.actor_id for e in audit if e.action == "news_received"] == [None]
     assert len(files) == 1 and files[0].submitted and files[0].expires_at is None
+    # The file joined the case: its custody receipt is signed and audited.
+    assert files[0].receipt_sealed is not None
+    assert [e.subject_id for e in audit if e.action == "evidence_receipt"] == [files[0].id]
     assert len(news_rows) == 1 and news_rows[0].author_id is None
     assert stats.by_news == {"hospital": 1}
 
