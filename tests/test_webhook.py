@@ -27,7 +27,7 @@ from storage.crypto import KeyRing
 from tests.conftest import Database
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET = "Webhook-secret_0123456789abcdef"
+SECRET = "Webhook-secret_0123456789abcdef_0"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHAT_ID = 750_001
 
