@@ -30,7 +30,7 @@ from bench.report import (
     write_json,
 )
 from bench.staff import staff_runs
-from bot.app import POLLING_CONCURRENCY
+from bot.config import UPDATE_CONCURRENCY
 
 PACED_THINK = (1.0, 3.0)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -74,7 +74,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 script=script,
                 profile_dir=profile,
                 progress=_log,
-                tasks_limit=POLLING_CONCURRENCY,
+                tasks_limit=UPDATE_CONCURRENCY,
             ):
                 script = run.script
                 _record(results, run.as_dict())
@@ -105,7 +105,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 progress=_log,
                 think=PACED_THINK,
                 echo=False,
-                tasks_limit=POLLING_CONCURRENCY,
+                tasks_limit=UPDATE_CONCURRENCY,
             ):
                 _record(results, run.as_dict())
     if args.only != "intake":
@@ -178,7 +178,7 @@ def main(args: argparse.Namespace) -> int:
         "reporters": args.reporters,
         "paced_reporters": args.paced,
         "unlimited_reporters": args.unlimited,
-        "production_tasks_concurrency_limit": POLLING_CONCURRENCY,
+        "production_tasks_concurrency_limit": UPDATE_CONCURRENCY,
         "sizes": args.sizes,
         "postgres_url": POSTGRES_URL if "postgres" in backends else None,
         "intake": [],

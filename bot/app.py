@@ -13,16 +13,15 @@ from aiogram import Bot, Dispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cases.stats import fill_tally
-from bot.config import RunMode, Settings
+from bot.config import UPDATE_CONCURRENCY, RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
+from bot.logs import loop_exception_handler
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyFileError
 from storage.db import create_engine, create_sessionmaker, migrate
 from storage.keys import ensure_key_file
 
 log = logging.getLogger("intake.app")
-
-POLLING_CONCURRENCY = 10
 
 BACKUP_WARNING = """
 ============================================================================
@@ -86,13 +85,11 @@ async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
         await serve_webhook(runtime.settings, bot, dispatcher)
         return
     await bot.delete_webhook(drop_pending_updates=False)
-    # Below the database pool size: with 1000 reporters at once an unbounded number
-    # of update tasks exhausted the pool and lost reports (docs/performance.md).
     await dispatcher.start_polling(
         bot,
         allowed_updates=dispatcher.resolve_used_update_types(),
         handle_signals=True,
-        tasks_concurrency_limit=POLLING_CONCURRENCY,
+        tasks_concurrency_limit=UPDATE_CONCURRENCY,
     )
 
 
@@ -107,6 +104,7 @@ async def prepare_database(runtime: Runtime) -> None:
 
 
 async def run(settings: Settings) -> None:
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
     async with open_runtime(settings, create_keys=True) as runtime:
         await prepare_database(runtime)
         bot = create_bot(settings)

@@ -27,8 +27,7 @@ from aiogram.types import TelegramObject
 from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
-from bot.app import POLLING_CONCURRENCY
-from bot.config import RunMode, Settings
+from bot.config import UPDATE_CONCURRENCY, RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
 from bot.webhook import build_webhook_app, serve_webhook, webhook_path
 from devkit.emulator import FakeTelegramServer
@@ -117,20 +116,20 @@ async def test_webhook_mode_has_the_concurrency_limit_of_polling(
     database: Database, keyring: KeyRing
 ) -> None:
     gate = Gate()
-    many = 3 * POLLING_CONCURRENCY
+    many = 3 * UPDATE_CONCURRENCY
     async with _gated_webhook(database, keyring, gate) as hook:
         posts = [
             asyncio.create_task(hook.post(_start_from(hook.server, 800_000 + n)))
             for n in range(many)
         ]
-        await hook.server.wait_for(lambda _s: gate.inside >= POLLING_CONCURRENCY, timeout=20)
+        await hook.server.wait_for(lambda _s: gate.inside >= UPDATE_CONCURRENCY, timeout=20)
         for _ in range(100):  # let every arrived request run as far as it may
             await asyncio.sleep(0)
-        assert gate.inside == POLLING_CONCURRENCY
+        assert gate.inside == UPDATE_CONCURRENCY
         gate.opened.set()
         statuses = await asyncio.gather(*posts)
     assert statuses == [200] * many
-    assert gate.most_inside == POLLING_CONCURRENCY
+    assert gate.most_inside == UPDATE_CONCURRENCY
 
 
 def _free_port() -> int:
@@ -156,7 +155,7 @@ async def test_set_webhook_asks_for_no_more_connections_than_the_limit(
             with contextlib.suppress(asyncio.CancelledError):
                 await serving
             await bot.session.close()
-    assert server.webhook.max_connections == POLLING_CONCURRENCY
+    assert server.webhook.max_connections == UPDATE_CONCURRENCY
 
 
 async def _raw_post(port: int, path: str, header_value: bytes, body: bytes) -> int:
