@@ -20,6 +20,7 @@ from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.logs import UpdateLogMiddleware
 from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
+from bot.replicas import SharedChatLock, SharedDeduplicator
 from handlers import build_root_router
 from handlers.common.errors import on_error
 from storage.crypto import KeyRing
@@ -91,15 +92,22 @@ def create_dispatcher(
         sessionmaker, keyring, ttl=timedelta(seconds=settings.draft_ttl_seconds)
     )
     # aiogram's FSM middleware is registered by hand, inside the update's
-    # transaction; ChatSerializer does the per-chat isolation it would have done.
+    # transaction; ChatSerializer (one process, SQLite) or the chat's advisory
+    # lock (replicas, PostgreSQL) does the per-chat isolation it would have done.
     dispatcher = Dispatcher(storage=storage, disable_fsm=True)
     i18n = i18n or create_i18n()
+    shared = settings.database_url.startswith("postgresql")
     dispatcher.update.outer_middleware(UpdateLogMiddleware())
-    dispatcher.update.outer_middleware(UpdateDeduplicator())
+    if not shared:
+        dispatcher.update.outer_middleware(UpdateDeduplicator())
     dispatcher.update.outer_middleware(
         FloodControl(settings.rate_limit, settings.rate_window_seconds)
     )
-    dispatcher.update.outer_middleware(ChatSerializer())
+    if shared:
+        engine = sessionmaker.kw["bind"]
+        dispatcher.update.outer_middleware(SharedChatLock(engine, keyring))
+    else:
+        dispatcher.update.outer_middleware(ChatSerializer())
     dispatcher.update.outer_middleware(
         DatabaseMiddleware(
             sessionmaker,
@@ -108,6 +116,8 @@ def create_dispatcher(
             retention_days=settings.retention_days,
         )
     )
+    if shared:
+        dispatcher.update.outer_middleware(SharedDeduplicator())
     dispatcher.update.outer_middleware(dispatcher.fsm)
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)

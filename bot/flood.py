@@ -1,12 +1,14 @@
 """Protection against floods and redelivered updates.
 
 * ``UpdateDeduplicator`` drops an update whose id was already handled (a
-  webhook redelivery after a timeout must not create anything twice).
+  webhook redelivery after a timeout must not create anything twice); an
+  update that failed is forgotten, so that its redelivery is handled.
 * ``FloodControl`` allows each user ``limit`` updates per ``window`` seconds;
   past that, one short warning, then silence until the window has passed.
 
 Both keep their state in memory only, keyed by update or Telegram user id,
-and never log those ids.
+and never log those ids. With PostgreSQL, ``bot/replicas.py`` replaces the
+deduplicator (several processes share the database).
 """
 
 from __future__ import annotations
@@ -40,14 +42,20 @@ class UpdateDeduplicator(BaseMiddleware):
         self._seen: OrderedDict[int, None] = OrderedDict()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(event, Update):
-            if event.update_id in self._seen:
-                log.info("dropped a redelivered update")
-                return None
-            self._seen[event.update_id] = None
-            if len(self._seen) > self.capacity:
-                self._seen.popitem(last=False)
-        return await handler(event, data)
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        if event.update_id in self._seen:
+            log.info("dropped a redelivered update")
+            return None
+        self._seen[event.update_id] = None
+        if len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        try:
+            return await handler(event, data)
+        except BaseException:
+            # Failed and rolled back: its redelivery must be handled, not dropped.
+            self._seen.pop(event.update_id, None)
+            raise
 
 
 class FloodControl(BaseMiddleware):

@@ -4,8 +4,12 @@ Every request must carry the secret token in ``X-Telegram-Bot-Api-Secret-Token``
 anything else, whatever its bytes, is a 401. At most ``UPDATE_CONCURRENCY``
 updates are handled at once, as in polling mode (unbounded update tasks lost
 reports, docs/performance.md), and Telegram is asked for no more connections
-than that. A body that is not an update is a 400, logged by its type of error
-only: validation errors quote the input, which may be a person's words.
+than that. The answer comes after the update's transaction has committed; when
+handling failed with the database (a dropped connection, a restart) it is a
+500, and Telegram delivers the update again (no update is lost to a crash or a
+fault; deduplication makes the redelivery harmless). A body that is not an
+update is a 400, logged by its type of error only: validation errors quote the
+input, which may be a person's words.
 ``/healthz`` serves the orchestrator's health check.
 """
 
@@ -62,19 +66,26 @@ class UpdateEndpoint:
             log.warning("refused a body that is not an update: %d errors", exc.error_count())
             return web.Response(status=400, text="Bad Request")
         async with self._slots:
-            await self._feed(update)
+            handled = await self._feed(update)
+        if not handled:
+            return web.Response(status=500, text="Internal Server Error")
         return web.json_response({})
 
-    async def _feed(self, update: Update) -> None:
+    async def _feed(self, update: Update) -> bool:
+        """Handle the update; True once its transaction has committed (or it was dropped)."""
         token = current_update.set(update.update_id)
         try:
-            result = await self.dispatcher.feed_update(self.bot, update)
+            result = await self.dispatcher.feed_update(
+                self.bot, update, redelivered_on_failure=True
+            )
             if isinstance(result, TelegramMethod):
                 await self.dispatcher.silent_call_request(self.bot, result)
-        except Exception as exc:  # the error handler missed it: log by type, go on
-            log.error("update failed: %s", describe_exception(exc))
+        except Exception as exc:  # Telegram will deliver it again
+            log.warning("update failed, to be delivered again: %s", describe_exception(exc))
+            return False
         finally:
             current_update.reset(token)
+        return True
 
 
 def build_webhook_app(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> web.Application:

@@ -40,7 +40,9 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
         hide_parameters=True,
         pool_pre_ping=True,
         pool_size=10,
-        max_overflow=10,
+        # Each update in flight (at most 10) may also hold its chat's lock on a
+        # connection of its own (bot/replicas.py).
+        max_overflow=20,
         connect_args=connect_args,
     )
 
@@ -90,3 +92,19 @@ async def current_revision(engine: AsyncEngine) -> str | None:
         return await conn.run_sync(
             lambda sync: MigrationContext.configure(sync).get_current_revision()
         )
+
+
+def is_transient_failure(exc: BaseException) -> bool:
+    """A failure of the database connection rather than of the work: worth trying again.
+
+    A dropped or refused connection, a restarting server, an exhausted pool or
+    SQLite's "database is locked".
+    """
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    if isinstance(exc, PoolTimeout | OSError | TimeoutError):
+        return True
+    if isinstance(exc, DBAPIError):
+        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+    return False

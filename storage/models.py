@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     DateTime,
     ForeignKey,
@@ -309,3 +310,18 @@ class EvidenceFile(Base):
     blob_sealed: Mapped[bytes] = mapped_column(LargeBinary)
     # JSON: kind, original file name, MIME type, size, caption.
     meta_sealed: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class HandledUpdate(Base):
+    """A Telegram update_id already handled, for replicas sharing PostgreSQL.
+
+    Written in the update's own transaction, so a failed update leaves no row
+    and its redelivery is handled; a redelivery after success, to whichever
+    replica, finds the row and is dropped. Rows expire after two days (Telegram
+    gives up on an update after 24 hours). Not personal data: a counter.
+    """
+
+    __tablename__ = "handled_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

@@ -258,3 +258,19 @@ async def test_migrations_match_models_and_go_down_and_up(database: Database) ->
         # The tally's one row is back, empty.
         seed = await conn.execute(text("SELECT name, kek_id, payload_sealed FROM stats_tally"))
         assert seed.all() == [("answers", "", None)]
+
+
+async def test_migration_0007_adds_handled_updates_and_takes_them_away(
+    database: Database,
+) -> None:
+    def tables(sync: object) -> set[str]:
+        return set(inspect(sync).get_table_names())  # type: ignore[arg-type]
+
+    async with database.engine.connect() as conn:
+        assert "handled_updates" in await conn.run_sync(tables)
+    await downgrade(database.engine, "0002")
+    async with database.engine.connect() as conn:
+        assert "handled_updates" not in await conn.run_sync(tables)
+    await migrate(database.engine)
+    async with database.engine.connect() as conn:
+        assert "handled_updates" in await conn.run_sync(tables)

@@ -1,0 +1,218 @@
+"""Webhook replicas: answers after commit, 500 on a database failure, and two
+replicas on one PostgreSQL database handling the same chat at the same moment.
+
+Each replica is the real dispatcher behind ``build_webhook_app`` with an engine
+(a connection pool) of its own, as separate processes would have.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject, Update
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import OperationalError
+
+from bot.config import RunMode, Settings
+from bot.factory import create_bot, create_dispatcher
+from bot.replicas import chat_lock_key, forget_handled_updates
+from bot.webhook import build_webhook_app, webhook_path
+from devkit.emulator import FakeTelegramServer
+from devkit.sandbox import FAST_OUTBOX
+from storage.crypto import KeyRing
+from storage.db import create_engine, create_sessionmaker
+from storage.models import HandledUpdate, utcnow
+from tests.conftest import Database
+from tests.test_webhook import CHAT_ID, SECRET, SECRET_HEADER, _message_update
+
+Inner = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+ON_POSTGRES = pytest.mark.parametrize(
+    "backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)
+
+
+@dataclass
+class Replica:
+    client: TestClient[Any, Any]
+    path: str
+
+    async def post(self, update: dict[str, Any]) -> int:
+        headers = {SECRET_HEADER: SECRET}
+        async with self.client.post(self.path, json=update, headers=headers) as response:
+            await response.read()
+            return response.status
+
+
+@contextlib.asynccontextmanager
+async def replica(
+    server: FakeTelegramServer,
+    database: Database,
+    keyring: KeyRing,
+    inner: BaseMiddleware | None = None,
+) -> AsyncIterator[Replica]:
+    """One bot process: its own pool, the shared database; ``inner`` runs in the transaction."""
+    settings = Settings(
+        bot_token=SecretStr(server.token),
+        telegram_api_url=server.url,
+        database_url=database.url,
+        mode=RunMode.WEBHOOK,
+        webhook_url="https://bot.example.org/tg/updates",
+        webhook_secret=SecretStr(SECRET),
+        rate_limit=0,
+    )
+    engine = create_engine(database.url, schema=database.schema)
+    bot = create_bot(settings)
+    dispatcher = create_dispatcher(
+        settings, create_sessionmaker(engine), keyring, outbox_policy=FAST_OUTBOX
+    )
+    if inner is not None:
+        dispatcher.update.outer_middleware(inner)  # after the user is loaded
+    client: TestClient[Any, Any] = TestClient(
+        TestServer(build_webhook_app(settings, bot, dispatcher))
+    )
+    await client.start_server()
+    try:
+        yield Replica(client, webhook_path(settings))
+    finally:
+        await client.close()
+        await bot.session.close()
+        await engine.dispose()
+
+
+class DatabaseFailsOnce(BaseMiddleware):
+    """The connection drops inside the update's transaction, the first time only."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    async def __call__(self, handler: Inner, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not self.failed:
+            self.failed = True
+            raise OperationalError("SELECT 1", {}, ConnectionResetError("connection lost"))
+        return await handler(event, data)
+
+
+def _sends(server: FakeTelegramServer) -> list[str]:
+    return [
+        str(call.params.get("text"))
+        for call in server.calls_for("sendMessage")
+        if call.chat_id == CHAT_ID
+    ]
+
+
+async def test_a_failed_update_gets_500_and_its_redelivery_is_handled_once(
+    database: Database, keyring: KeyRing
+) -> None:
+    async with (
+        FakeTelegramServer() as server,
+        replica(server, database, keyring, DatabaseFailsOnce()) as bot,
+    ):
+        update = _message_update(server, 31, "/start")
+        assert await bot.post(update) == 500  # Telegram will deliver it again
+        assert _sends(server) == []
+        assert await bot.post(update) == 200  # answered after the commit...
+        assert len(_sends(server)) == 1  # ...so the answer was already sent
+        assert await bot.post(update) == 200  # a late duplicate: dropped
+        assert len(_sends(server)) == 1
+
+
+class HoldFirst(BaseMiddleware):
+    """Shared by two replicas: holds the first update inside its transaction."""
+
+    def __init__(self) -> None:
+        self.inside = 0
+        self.most_inside = 0
+        self.entered: list[int] = []
+        self.release = asyncio.Event()
+
+    async def __call__(self, handler: Inner, event: TelegramObject, data: dict[str, Any]) -> Any:
+        self.inside += 1
+        self.most_inside = max(self.most_inside, self.inside)
+        assert isinstance(event, Update)
+        self.entered.append(event.update_id)
+        try:
+            if len(self.entered) == 1:
+                await self.release.wait()
+            return await handler(event, data)
+        finally:
+            self.inside -= 1
+
+
+async def _waiting_for_the_chat(database: Database, keyring: KeyRing) -> int:
+    """Sessions waiting for this chat's advisory lock (pg_locks splits the 64-bit key)."""
+    key = chat_lock_key(keyring, CHAT_ID, CHAT_ID) & 0xFFFF_FFFF_FFFF_FFFF
+    async with database.sessionmaker() as session:
+        waiting = await session.scalar(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+                " AND classid::bigint = :high AND objid::bigint = :low"
+            ),
+            {"high": key >> 32, "low": key & 0xFFFF_FFFF},
+        )
+    return int(waiting or 0)
+
+
+@ON_POSTGRES
+async def test_one_chat_at_two_replicas_at_once_is_handled_in_turn(
+    database: Database, keyring: KeyRing
+) -> None:
+    hold = HoldFirst()
+    async with (
+        FakeTelegramServer() as server,
+        replica(server, database, keyring, hold) as first,
+        replica(server, database, keyring, hold) as second,
+    ):
+        start = _message_update(server, 41, "/start")
+        hello = _message_update(server, 42, "салом")
+        one = asyncio.create_task(first.post(start))
+        await server.wait_for(lambda _s: hold.entered == [41], timeout=20)
+        two = asyncio.create_task(second.post(hello))
+        # The second replica waits on the chat's lock in PostgreSQL, not in memory.
+        for _ in range(200):
+            if await _waiting_for_the_chat(database, keyring) >= 1:
+                break
+            await asyncio.sleep(0.05)
+        assert await _waiting_for_the_chat(database, keyring) == 1
+        assert hold.entered == [41]
+        hold.release.set()
+        assert await asyncio.gather(one, two) == [200, 200]
+    assert hold.entered == [41, 42]
+    assert hold.most_inside == 1
+
+
+@ON_POSTGRES
+async def test_one_update_at_two_replicas_in_the_same_millisecond_is_handled_once(
+    database: Database, keyring: KeyRing
+) -> None:
+    async with (
+        FakeTelegramServer() as server,
+        replica(server, database, keyring) as first,
+        replica(server, database, keyring) as second,
+    ):
+        for update_id in range(51, 56):
+            update = _message_update(server, update_id, "/start")
+            statuses = await asyncio.gather(first.post(update), second.post(update))
+            assert statuses == [200, 200]
+        assert len(_sends(server)) == 5  # one language screen per update, none twice
+    async with database.sessionmaker() as session:
+        assert await session.scalar(select(func.count()).select_from(HandledUpdate)) == 5
+
+
+async def test_handled_updates_expire_after_two_days(database: Database) -> None:
+    from datetime import timedelta
+
+    now = utcnow()
+    async with database.sessionmaker.begin() as session:
+        session.add(HandledUpdate(update_id=1, handled_at=now - timedelta(days=3)))
+        session.add(HandledUpdate(update_id=2, handled_at=now - timedelta(hours=25)))
+    assert await forget_handled_updates(database.sessionmaker, now) == 1
+    async with database.sessionmaker() as session:
+        assert list(await session.scalars(select(HandledUpdate.update_id))) == [2]
