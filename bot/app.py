@@ -18,7 +18,7 @@ from bot.factory import create_bot, create_dispatcher
 from bot.logs import loop_exception_handler
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyFileError
-from storage.db import create_engine, create_sessionmaker, migrate
+from storage.db import advisory_lock, create_engine, create_sessionmaker, migrate
 from storage.keys import ensure_key_file
 
 log = logging.getLogger("intake.app")
@@ -94,13 +94,18 @@ async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
 
 
 async def prepare_database(runtime: Runtime) -> None:
-    """Apply the migrations, then what they cannot do without the key file."""
-    await migrate(runtime.engine)
-    async with runtime.sessionmaker.begin() as session:
-        # After revision 0002, once: count the cases stored before the tally existed.
-        # Silent on a new database (nothing to count), as migrate should be.
-        if counted := await fill_tally(session, runtime.keyring):
-            log.info("statistics tally filled from %d stored cases", counted)
+    """Apply the migrations, then what they cannot do without the key file.
+
+    Replicas starting together take turns (an advisory lock on PostgreSQL):
+    the first migrates, the others wait and then find nothing to do.
+    """
+    async with advisory_lock(runtime.engine, "migrations", wait=True):
+        await migrate(runtime.engine)
+        async with runtime.sessionmaker.begin() as session:
+            # After revision 0002, once: count the cases stored before the tally existed.
+            # Silent on a new database (nothing to count), as migrate should be.
+            if counted := await fill_tally(session, runtime.keyring):
+                log.info("statistics tally filled from %d stored cases", counted)
 
 
 async def run(settings: Settings) -> None:

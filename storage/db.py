@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.ext.asyncio import AsyncSession as AsyncSession
@@ -108,3 +111,38 @@ def is_transient_failure(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError):
         return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
     return False
+
+
+def lock_key(name: str) -> int:
+    """A signed 64-bit advisory lock key for a named task (migrations, a job)."""
+    digest = hashlib.sha256(b"intake-bot:" + name.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+@asynccontextmanager
+async def advisory_lock(engine: AsyncEngine, name: str, *, wait: bool) -> AsyncIterator[bool]:
+    """Hold PostgreSQL's session-level lock ``name`` on a connection of its own.
+
+    Yields whether it is held: with ``wait`` always (after waiting for whoever
+    holds it), without it only if nobody did. Other processes on the same
+    database see it; a process that dies loses it with its connection. On
+    SQLite (one process) it yields True at once.
+    """
+    if engine.dialect.name != "postgresql":
+        yield True
+        return
+    key = lock_key(name)
+    async with engine.connect() as conn:
+        take = func.pg_advisory_lock(key) if wait else func.pg_try_advisory_lock(key)
+        held = bool(await conn.scalar(select(take)) is not False)
+        await conn.commit()
+        try:
+            yield held
+        finally:
+            if held:
+                try:
+                    await conn.execute(select(func.pg_advisory_unlock(key)))
+                    await conn.commit()
+                except Exception:
+                    await conn.invalidate()  # never back to the pool holding the lock
+                    raise

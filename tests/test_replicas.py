@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,6 +22,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import OperationalError
 
+from bot.app import Runtime, prepare_database
+from bot.background import alone
 from bot.config import RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
 from bot.replicas import chat_lock_key, forget_handled_updates
@@ -28,10 +31,27 @@ from bot.webhook import build_webhook_app, webhook_path
 from devkit.emulator import FakeTelegramServer
 from devkit.sandbox import FAST_OUTBOX
 from storage.crypto import KeyRing
-from storage.db import create_engine, create_sessionmaker
+from storage.db import (
+    advisory_lock,
+    create_engine,
+    create_sessionmaker,
+    current_revision,
+    downgrade,
+)
 from storage.models import HandledUpdate, utcnow
-from tests.conftest import Database
+from tests.conftest import Database, close_database, open_database
 from tests.test_webhook import CHAT_ID, SECRET, SECRET_HEADER, _message_update
+
+
+async def head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from storage.db import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
 
 Inner = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 ON_POSTGRES = pytest.mark.parametrize(
@@ -216,3 +236,42 @@ async def test_handled_updates_expire_after_two_days(database: Database) -> None
     assert await forget_handled_updates(database.sessionmaker, now) == 1
     async with database.sessionmaker() as session:
         assert list(await session.scalars(select(HandledUpdate.update_id))) == [2]
+
+
+@ON_POSTGRES
+async def test_a_job_runs_in_one_replica_at_a_time(database: Database) -> None:
+    other = create_engine(database.url, schema=database.schema)
+    runs: list[str] = []
+
+    async def job() -> None:
+        runs.append("ran")
+
+    try:
+        async with advisory_lock(database.engine, "job:retention", wait=False) as mine:
+            assert mine
+            await alone(other, "retention", job)()  # another replica holds it: skipped
+            assert runs == []
+            await alone(other, "sweeper", job)()  # another job is not held back
+            assert runs == ["ran"]
+        await alone(other, "retention", job)()
+        assert runs == ["ran", "ran"]
+    finally:
+        await other.dispose()
+
+
+@ON_POSTGRES
+async def test_replicas_starting_together_migrate_once(
+    backend: str, tmp_path: Path, keyring: KeyRing
+) -> None:
+    empty = await open_database(backend, tmp_path)  # migrated; make it empty again
+    await downgrade(empty.engine, "base")
+    settings = Settings(database_url=empty.url)
+    engines = [create_engine(empty.url, schema=empty.schema) for _ in range(3)]
+    try:
+        runtimes = [Runtime(settings, keyring, e, create_sessionmaker(e)) for e in engines]
+        await asyncio.gather(*(prepare_database(runtime) for runtime in runtimes))
+        assert await current_revision(empty.engine) == await head_revision()
+    finally:
+        for engine in engines:
+            await engine.dispose()
+        await close_database(empty)
