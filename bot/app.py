@@ -18,7 +18,13 @@ from bot.factory import create_bot, create_dispatcher
 from bot.logs import loop_exception_handler
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyFileError
-from storage.db import advisory_lock, create_engine, create_sessionmaker, migrate
+from storage.db import (
+    advisory_lock,
+    create_engine,
+    create_sessionmaker,
+    migrate,
+    one_process_per_sqlite_file,
+)
 from storage.keys import ensure_key_file
 
 log = logging.getLogger("intake.app")
@@ -110,6 +116,11 @@ async def prepare_database(runtime: Runtime) -> None:
 
 async def run(settings: Settings) -> None:
     asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
+    with one_process_per_sqlite_file(settings.database_dsn()):
+        await _run(settings)
+
+
+async def _run(settings: Settings) -> None:
     async with open_runtime(settings, create_keys=True) as runtime:
         await prepare_database(runtime)
         bot = create_bot(settings)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import os
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -146,3 +148,38 @@ async def advisory_lock(engine: AsyncEngine, name: str, *, wait: bool) -> AsyncI
                 except Exception:
                     await conn.invalidate()  # never back to the pool holding the lock
                     raise
+
+
+class DatabaseInUse(Exception):
+    """Another bot process already serves this SQLite file."""
+
+
+@contextmanager
+def one_process_per_sqlite_file(url: str) -> Iterator[None]:
+    """Refuse to serve a SQLite file that another running bot serves.
+
+    SQLite is the one-process default: per-chat order, deduplication and flood
+    control live in that process's memory, so a second process would break
+    them silently. An exclusive ``flock`` on ``<file>.lock``, which the kernel
+    releases when the process ends however it ends. PostgreSQL is not limited.
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        yield
+        return
+    lock_path = Path(database + ".lock")
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DatabaseInUse(
+                f"{database} is in use by another intake-bot process; SQLite serves one "
+                "process only: stop the other, or use PostgreSQL to run several "
+                "(docs/deployment.md)"
+            ) from None
+        yield
+    finally:
+        os.close(fd)  # releases the lock

@@ -160,3 +160,35 @@ async def test_health_fails_without_a_database(tmp_path: Path) -> None:
     code, stderr = await _cli(env, tmp_path, "health")
     assert code == 1
     assert "database unreachable" in stderr
+
+
+async def test_a_second_process_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    async with FakeTelegramServer() as server:
+        env = _base_env() | {
+            "INTAKE_BOT_TOKEN": server.token,
+            "INTAKE_TELEGRAM_API_URL": server.url,
+        }
+        first = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await server.wait_for(lambda s: bool(s.calls_for("getUpdates")), timeout=90)
+            polls = len(server.calls_for("deleteWebhook"))
+            code, stderr = await _cli(env, tmp_path, "run")
+            assert len(server.calls_for("deleteWebhook")) == polls  # it never started
+        finally:
+            first.send_signal(signal.SIGINT)
+            await asyncio.wait_for(first.communicate(), timeout=60)
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "in use by another intake-bot process" in lines[0]
+    assert "PostgreSQL" in lines[0]
+    assert first.returncode == 0
