@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # Connections Telegram may open to the webhook, for all replicas together.
+    webhook_max_connections: int = Field(default=UPDATE_CONCURRENCY, ge=1, le=100)
     log_level: str = "INFO"
     draft_ttl_hours: int = Field(default=24, ge=1, le=47)
     wipe_chat: bool = True

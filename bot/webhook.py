@@ -116,7 +116,7 @@ async def serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) ->
             settings.webhook_url,
             secret_token=settings.webhook_secret.get_secret_value(),
             allowed_updates=dispatcher.resolve_used_update_types(),
-            max_connections=UPDATE_CONCURRENCY,
+            max_connections=settings.webhook_max_connections,
         )
         await asyncio.Event().wait()
     finally:
