@@ -20,7 +20,7 @@ from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.logs import UpdateLogMiddleware
 from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
-from bot.replicas import SharedChatLock, SharedDeduplicator
+from bot.replicas import SharedChatLock, SharedDeduplicator, SharedFloodControl
 from handlers import build_root_router
 from handlers.common.errors import on_error
 from storage.crypto import KeyRing
@@ -100,9 +100,12 @@ def create_dispatcher(
     dispatcher.update.outer_middleware(UpdateLogMiddleware())
     if not shared:
         dispatcher.update.outer_middleware(UpdateDeduplicator())
-    dispatcher.update.outer_middleware(
-        FloodControl(settings.rate_limit, settings.rate_window_seconds)
+    flood = (
+        SharedFloodControl(sessionmaker, keyring, settings.rate_limit, settings.rate_window_seconds)
+        if shared
+        else FloodControl(settings.rate_limit, settings.rate_window_seconds)
     )
+    dispatcher.update.outer_middleware(flood)
     if shared:
         engine = sessionmaker.kw["bind"]
         dispatcher.update.outer_middleware(SharedChatLock(engine, keyring))

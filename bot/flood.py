@@ -88,12 +88,17 @@ class FloodControl(BaseMiddleware):
             now = self.clock()
             self._hits = {u: h for u, h in self._hits.items() if h and now - h[-1] <= self.window}
 
+    async def verdict(self, user_id: int) -> bool | None:
+        """As ``allow``; replicas count in the database instead (``bot/replicas.py``)."""
+        verdict = self.allow(user_id)
+        self._forget_idle()
+        return verdict
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         sender: TelegramUser | None = data.get("event_from_user")
         if sender is None or self.limit <= 0:
             return await handler(event, data)
-        verdict = self.allow(sender.id)
-        self._forget_idle()
+        verdict = await self.verdict(sender.id)
         if verdict:
             return await handler(event, data)
         if verdict is None:

@@ -11,14 +11,17 @@ start of each update's transaction:
 * a row in ``handled_updates``, written first in the update's transaction: a
   redelivered update (Telegram sends it again after a timeout or a 5xx) finds
   it and is dropped; a failed update rolled its row back, so its redelivery
-  is handled.
+  is handled;
+* flood control counts each person's updates in ``flood_counters``.
+
+The global breaker and the daily limits count cases in the database already.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import BaseMiddleware
@@ -28,12 +31,15 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from bot.flood import FloodControl
 from storage.crypto import KeyRing
-from storage.models import HandledUpdate, utcnow
+from storage.models import FloodCounter, HandledUpdate, utcnow
 
 log = logging.getLogger("intake.replicas")
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+FLOOD_KIND = "flood"
 
 #: Telegram stops redelivering an update after 24 hours.
 HANDLED_UPDATES_KEPT = timedelta(days=2)
@@ -101,13 +107,65 @@ class SharedDeduplicator(BaseMiddleware):
         return await handler(event, data)
 
 
+class SharedFloodControl(FloodControl):
+    """Flood control counted in PostgreSQL, so that a person's updates spread over
+    replicas are counted together.
+
+    A fixed window (the in-memory control slides): one atomic upsert per update
+    returns the count so far; the update past the limit gets the one warning,
+    later ones silence, until the next window.
+    """
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        keyring: KeyRing,
+        limit: int,
+        window: float,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        super().__init__(limit, window)
+        self.sessionmaker = sessionmaker
+        self.keyring = keyring
+        self.now = clock
+
+    async def verdict(self, user_id: int) -> bool | None:
+        now = self.now()
+        step = int(self.window * 1000)
+        start_ms = int(now.timestamp() * 1000) // step * step
+        window_start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
+        upsert = insert(FloodCounter).values(
+            kind=FLOOD_KIND,
+            key_index=self.keyring.blind_index(FLOOD_KIND, user_id),
+            window_start=window_start,
+            expires_at=window_start + timedelta(seconds=2 * self.window),
+            amount=1,
+        )
+        async with self.sessionmaker.begin() as session:
+            count = await session.scalar(
+                upsert.on_conflict_do_update(
+                    index_elements=[
+                        FloodCounter.kind,
+                        FloodCounter.key_index,
+                        FloodCounter.window_start,
+                    ],
+                    set_={"amount": FloodCounter.amount + 1},
+                ).returning(FloodCounter.amount)
+            )
+        count = int(count or 0)
+        if count <= self.limit:
+            return True
+        return None if count == self.limit + 1 else False
+
+
 async def forget_handled_updates(
     sessionmaker: async_sessionmaker[AsyncSession], now: datetime | None = None
 ) -> int:
-    """Delete the rows of updates older than Telegram would redeliver."""
-    cutoff = (now or utcnow()) - HANDLED_UPDATES_KEPT
+    """Delete the rows of updates older than Telegram would redeliver, and old counters."""
+    now = now or utcnow()
     async with sessionmaker.begin() as session:
         result = await session.execute(
-            delete(HandledUpdate).where(HandledUpdate.handled_at < cutoff)
+            delete(HandledUpdate).where(HandledUpdate.handled_at < now - HANDLED_UPDATES_KEPT)
         )
+        await session.execute(delete(FloodCounter).where(FloodCounter.expires_at < now))
     return int(getattr(result, "rowcount", 0) or 0)

@@ -325,3 +325,20 @@ class HandledUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     handled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class FloodCounter(Base):
+    """Updates of one sender in a fixed window, for flood control across replicas.
+
+    Same shape as ``abuse_counters`` (issue 11, branch sec-abuse), so the two can
+    become one table. ``key_index`` is a blind index of the sender made for
+    this kind only; rows are deleted once ``expires_at`` has passed.
+    """
+
+    __tablename__ = "flood_counters"
+
+    kind: Mapped[str] = mapped_column(String(24), primary_key=True)
+    key_index: Mapped[bytes] = mapped_column(LargeBinary(32), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(UTCDateTime, primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +27,7 @@ from bot.app import Runtime, prepare_database
 from bot.background import alone
 from bot.config import RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
-from bot.replicas import chat_lock_key, forget_handled_updates
+from bot.replicas import SharedFloodControl, chat_lock_key, forget_handled_updates
 from bot.webhook import build_webhook_app, webhook_path
 from devkit.emulator import FakeTelegramServer
 from devkit.sandbox import FAST_OUTBOX
@@ -38,7 +39,7 @@ from storage.db import (
     current_revision,
     downgrade,
 )
-from storage.models import HandledUpdate, utcnow
+from storage.models import FloodCounter, HandledUpdate, utcnow
 from tests.conftest import Database, close_database, open_database
 from tests.test_webhook import CHAT_ID, SECRET, SECRET_HEADER, _message_update
 
@@ -227,8 +228,6 @@ async def test_one_update_at_two_replicas_in_the_same_millisecond_is_handled_onc
 
 
 async def test_handled_updates_expire_after_two_days(database: Database) -> None:
-    from datetime import timedelta
-
     now = utcnow()
     async with database.sessionmaker.begin() as session:
         session.add(HandledUpdate(update_id=1, handled_at=now - timedelta(days=3)))
@@ -275,3 +274,26 @@ async def test_replicas_starting_together_migrate_once(
         for engine in engines:
             await engine.dispose()
         await close_database(empty)
+
+
+@ON_POSTGRES
+async def test_flood_control_counts_a_person_across_replicas(
+    database: Database, keyring: KeyRing
+) -> None:
+    now = [datetime(2026, 12, 1, 12, 0, 1, tzinfo=UTC)]
+    other = create_engine(database.url, schema=database.schema)
+    try:
+        replicas = [
+            SharedFloodControl(maker, keyring, limit=3, window=10.0, clock=lambda: now[0])
+            for maker in (database.sessionmaker, create_sessionmaker(other))
+        ]
+        verdicts = [await replicas[n % 2].verdict(700_001) for n in range(5)]
+        assert verdicts == [True, True, True, None, False]  # one warning, then silence
+        assert await replicas[0].verdict(700_002) is True  # someone else is not held back
+        now[0] += timedelta(seconds=10)
+        assert await replicas[1].verdict(700_001) is True  # a new window
+        await forget_handled_updates(database.sessionmaker, now[0] + timedelta(seconds=30))
+        async with database.sessionmaker() as session:
+            assert await session.scalar(select(func.count()).select_from(FloodCounter)) == 0
+    finally:
+        await other.dispose()
