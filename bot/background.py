@@ -58,7 +58,12 @@ class BackgroundTasks:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def on_startup(self, bot: Bot) -> None:
-        async with self.sessionmaker.begin() as session:
+        engine: AsyncEngine = self.sessionmaker.kw["bind"]
+        # Replicas starting together would each create the same coordinators.
+        async with (
+            advisory_lock(engine, "coordinators", wait=True),
+            self.sessionmaker.begin() as session,
+        ):
             coordinators = await ensure_coordinators(
                 UserRepository(session, self.keyring), self.settings.coordinator_ids
             )
@@ -83,7 +88,6 @@ class BackgroundTasks:
             timedelta(minutes=self.settings.wipe_idle_minutes),
             wipe_chat=self.settings.wipe_chat,
         )
-        engine: AsyncEngine = self.sessionmaker.kw["bind"]
         jobs: dict[str, tuple[float, Callable[[], Awaitable[object]]]] = {
             "sweeper": (self.settings.sweep_interval_seconds, lambda: sweeper.sweep_once(bot)),
             "retention": (
