@@ -10,6 +10,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -52,6 +54,21 @@ class BotApiSession(AiohttpSession):
         if returning not in self._response_models:
             self._response_models[returning] = Response[returning]  # type: ignore[valid-type]
         return super().check_response(bot, method, status_code, content)
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
+    ) -> TelegramType:
+        try:
+            return await super().make_request(bot, method, timeout)
+        except TelegramBadRequest:
+            if not isinstance(method, AnswerCallbackQuery):
+                raise
+            # Answered already (the update is handled again after a failure that
+            # rolled it back) or too late: the press itself is handled all the same.
+            return True  # type: ignore[return-value]
 
 
 def create_bot(settings: Settings) -> Bot:

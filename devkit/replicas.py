@@ -98,7 +98,7 @@ class RoundRobinProxy:
     async def _deliver(self, body: bytes, secret: str) -> int:
         assert self._client is not None
         status = 502
-        for _ in range(self.attempts):
+        for attempt in range(self.attempts):
             target = self.targets[next(self._next) % len(self.targets)]
             self.deliveries += 1
             try:
@@ -114,6 +114,8 @@ class RoundRobinProxy:
             if status < 500:
                 return status
             self.redeliveries += 1
+            # Telegram waits before it delivers again, longer each time.
+            await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
         return status
 
 
@@ -166,12 +168,25 @@ class ReplicaCluster:
             settings, create_sessionmaker(engine), self.keyring, outbox_policy=self.outbox_policy
         )
         dispatcher.update.outer_middleware(self.counter)
-        runner = web.AppRunner(build_webhook_app(settings, bot, dispatcher), access_log=None)
+        # No grace period at shutdown: a replica that stops drops what it handles.
+        runner = web.AppRunner(
+            build_webhook_app(settings, bot, dispatcher), access_log=None, shutdown_timeout=0.0
+        )
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         host, port = runner.addresses[0][:2]
         return Replica(engine, bot, dispatcher, runner, f"http://{host}:{port}{PATH}")
+
+    async def crash_and_replace(self, index: int) -> None:
+        """Stop replica ``index`` abruptly (its connections dropped, the updates it was
+        handling cancelled mid-transaction) and start a new one in its place."""
+        old = self.replicas[index]
+        await old.runner.cleanup()
+        await old.bot.session.close()
+        await old.engine.dispose()
+        self.replicas[index] = await self._start_replica()
+        self.proxy.targets = [replica.url for replica in self.replicas]
 
     async def stop(self) -> None:
         for replica in self.replicas:

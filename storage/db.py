@@ -102,8 +102,8 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 def is_transient_failure(exc: BaseException) -> bool:
     """A failure of the database connection rather than of the work: worth trying again.
 
-    A dropped or refused connection, a restarting server, an exhausted pool or
-    SQLite's "database is locked".
+    A dropped or refused connection, a server restarting, an exhausted pool,
+    SQLite's "database is locked", a deadlock.
     """
     from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -111,7 +111,15 @@ def is_transient_failure(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeout | OSError | TimeoutError):
         return True
     if isinstance(exc, DBAPIError):
-        return exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)
+        # SQLSTATE 08: connection exceptions; 57P: the server is shutting down or
+        # starting up; 40001 and 40P01: serialization failure and deadlock.
+        state = str(getattr(exc.orig, "sqlstate", None) or "")
+        return (
+            exc.connection_invalidated
+            or isinstance(exc, OperationalError | InterfaceError)
+            or state.startswith(("08", "57P"))
+            or state in {"40001", "40P01"}
+        )
     return False
 
 
