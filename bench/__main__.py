@@ -53,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--only", choices=("intake", "staff", "faults"), help="run one part of the benchmark"
     )
     parser.add_argument(
+        "--faults",
+        help="faults to run, comma-separated (default: all; same-moment in --quick)",
+    )
+    parser.add_argument(
         "--fault-reporters",
         type=int,
         metavar="N",

@@ -111,6 +111,11 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 _record(results, run.as_dict())
     if args.only in (None, "faults") and "postgres" in backends:
         faults = QUICK_FAULTS if args.quick else FAULTS
+        if args.faults:
+            faults = tuple(name.strip() for name in args.faults.split(",") if name.strip())
+            unknown = set(faults) - set(FAULTS)
+            if unknown:
+                raise BenchError(f"--faults: unknown {sorted(unknown)}; known: {FAULTS}")
         results["faults"] = await fault_runs(faults, args.fault_reporters, workdir, _log)
         for run in results["faults"]:
             if run["reports_completed"] != run["reporters"] or any(

@@ -20,6 +20,7 @@ The global breaker and the daily limits count cases in the database already.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -122,17 +123,16 @@ class SharedFloodControl(FloodControl):
         keyring: KeyRing,
         limit: int,
         window: float,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], float] = time.time,
     ) -> None:
-        super().__init__(limit, window)
+        # Wall-clock seconds: the windows must be the same in every process.
+        super().__init__(limit, window, clock)
         self.sessionmaker = sessionmaker
         self.keyring = keyring
-        self.now = clock
 
     async def verdict(self, user_id: int) -> bool | None:
-        now = self.now()
-        step = int(self.window * 1000)
-        start_ms = int(now.timestamp() * 1000) // step * step
+        step_ms = max(1, int(self.window * 1000))
+        start_ms = int(self.clock() * 1000) // step_ms * step_ms
         window_start = datetime.fromtimestamp(start_ms / 1000, tz=UTC)
         upsert = insert(FloodCounter).values(
             kind=FLOOD_KIND,

@@ -284,7 +284,9 @@ async def test_flood_control_counts_a_person_across_replicas(
     other = create_engine(database.url, schema=database.schema)
     try:
         replicas = [
-            SharedFloodControl(maker, keyring, limit=3, window=10.0, clock=lambda: now[0])
+            SharedFloodControl(
+                maker, keyring, limit=3, window=10.0, clock=lambda: now[0].timestamp()
+            )
             for maker in (database.sessionmaker, create_sessionmaker(other))
         ]
         verdicts = [await replicas[n % 2].verdict(700_001) for n in range(5)]
