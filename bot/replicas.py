@@ -33,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.flood import FloodControl
+from bot.middlewares import UPDATE_CONNECTION
 from storage.crypto import KeyRing
 from storage.models import FloodCounter, HandledUpdate, utcnow
 
@@ -55,11 +56,13 @@ def chat_lock_key(keyring: KeyRing, chat_id: int | None, user_id: int | None) ->
 class SharedChatLock(BaseMiddleware):
     """In place of ``ChatSerializer``: the chat's lock in PostgreSQL, for the whole update.
 
-    A session-level advisory lock on a connection of its own, taken before the
-    update's transaction opens and released after it ends: a lock inside the
-    transaction would be released by ``commit_now``, which commits before an
-    irreversible step, and let the chat's next update in before this one ends.
-    If the process dies, PostgreSQL drops the connection and the lock with it.
+    A session-level advisory lock, taken on the connection the update will use
+    before its transaction opens, and released after the update ends: a lock
+    inside the transaction would be released by ``commit_now``, which commits
+    before an irreversible step, and let the chat's next update in before this
+    one ends. The update's session is bound to that connection
+    (``DatabaseMiddleware``), so an update holds one connection, not two. If
+    the process dies, PostgreSQL drops the connection and the lock with it.
     """
 
     def __init__(self, engine: AsyncEngine, keyring: KeyRing) -> None:
@@ -74,6 +77,7 @@ class SharedChatLock(BaseMiddleware):
         async with self.engine.connect() as conn:
             await conn.execute(select(func.pg_advisory_lock(key)))
             await conn.commit()
+            data[UPDATE_CONNECTION] = conn  # the update's session runs on it too
             try:
                 return await handler(event, data)
             finally:

@@ -45,9 +45,7 @@ def create_engine(url: str, *, schema: str | None = None, echo: bool = False) ->
         hide_parameters=True,
         pool_pre_ping=True,
         pool_size=10,
-        # Each update in flight (at most 10) may also hold its chat's lock on a
-        # connection of its own (bot/replicas.py).
-        max_overflow=20,
+        max_overflow=10,
         connect_args=connect_args,
     )
 
@@ -111,13 +109,14 @@ def is_transient_failure(exc: BaseException) -> bool:
     if isinstance(exc, PoolTimeout | OSError | TimeoutError):
         return True
     if isinstance(exc, DBAPIError):
-        # SQLSTATE 08: connection exceptions; 57P: the server is shutting down or
-        # starting up; 40001 and 40P01: serialization failure and deadlock.
+        # SQLSTATE 08: connection exceptions; 53: out of resources (too many
+        # connections); 57P: the server is shutting down or starting up;
+        # 40001 and 40P01: serialization failure and deadlock.
         state = str(getattr(exc.orig, "sqlstate", None) or "")
         return (
             exc.connection_invalidated
             or isinstance(exc, OperationalError | InterfaceError)
-            or state.startswith(("08", "57P"))
+            or state.startswith(("08", "53", "57P"))
             or state in {"40001", "40P01"}
         )
     return False
