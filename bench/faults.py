@@ -42,14 +42,14 @@ COORDINATOR = 990_001
 REPLICAS = 3
 
 
-async def _report(server: FakeTelegramServer, user_id: int) -> str | None:
+async def _report(server: FakeTelegramServer, user_id: int) -> str | BaseException:
     reporter = ScriptedReporter(SimulatedUser(server, user_id=user_id, timeout=300), "ru")
     try:
         await reporter.open()
         await reporter.fill(FULL_PLAN)
         return await reporter.submit()
-    except (AssertionError, RuntimeError, LookupError, TimeoutError):
-        return None
+    except (AssertionError, RuntimeError, LookupError, TimeoutError) as exc:
+        return exc
 
 
 async def _halfway(cluster: ReplicaCluster, reporters: int) -> None:
@@ -118,7 +118,7 @@ async def fault_run(fault: str, reporters: int, workdir: Path) -> dict[str, Any]
             url,
             schema,
             FAST_OUTBOX,
-            {"coordinator_ids": frozenset({COORDINATOR})},
+            {"coordinator_ids": frozenset({COORDINATOR}), "intake_per_minute": 0},
         )
         await cluster.start(REPLICAS)
         try:
@@ -143,7 +143,12 @@ async def fault_run(fault: str, reporters: int, workdir: Path) -> dict[str, Any]
                     with contextlib.suppress(asyncio.CancelledError, TimeoutError):
                         await injector
             server.clear_faults()
-            references = [ref for ref in results if ref is not None]
+            references = [ref for ref in results if isinstance(ref, str)]
+            failures = [
+                f"{type(exc).__name__}: {str(exc)[:160]}"
+                for exc in results
+                if isinstance(exc, BaseException)
+            ]
             with contextlib.suppress(TimeoutError):
                 await server.wait_for(lambda s: _notified(s) >= set(references), timeout=120)
             figures = await count_faults(cluster, references, COORDINATOR, first_update)
@@ -155,6 +160,7 @@ async def fault_run(fault: str, reporters: int, workdir: Path) -> dict[str, Any]
         "reporters": reporters,
         "injected": injected,
         **figures.as_dict(),
+        "failures": failures[:5],
         "seconds": round(time.perf_counter() - started, 1),
     }
 

@@ -54,7 +54,7 @@ async def test_every_update_at_two_replicas_at_once_loses_and_repeats_nothing(
             database.url,
             database.schema,
             FAST_OUTBOX,
-            {"coordinator_ids": frozenset({COORDINATOR})},
+            {"coordinator_ids": frozenset({COORDINATOR}), "intake_per_minute": 0},
         )
         await cluster.start(3)
         try:

@@ -299,3 +299,19 @@ async def test_flood_control_counts_a_person_across_replicas(
             assert await session.scalar(select(func.count()).select_from(FloodCounter)) == 0
     finally:
         await other.dispose()
+
+
+async def test_a_callback_answered_again_after_a_failure_is_not_an_error() -> None:
+    """A redelivered press answers its callback a second time; Telegram refuses that."""
+    from aiogram.exceptions import TelegramBadRequest
+
+    async with FakeTelegramServer() as server:
+        bot = create_bot(Settings(bot_token=SecretStr(server.token), telegram_api_url=server.url))
+        try:
+            assert await bot.answer_callback_query("no-such-query") is True
+            with pytest.raises(TelegramBadRequest):
+                await bot.edit_message_text("x", chat_id=CHAT_ID, message_id=999_999)
+        finally:
+            await bot.session.close()
+        [call] = server.calls_for("answerCallbackQuery")
+        assert call.params.get("callback_query_id") == "no-such-query"
