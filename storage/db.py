@@ -103,11 +103,14 @@ def is_transient_failure(exc: BaseException) -> bool:
     A dropped or refused connection, a server restarting, an exhausted pool,
     SQLite's "database is locked", a deadlock.
     """
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     if isinstance(exc, PoolTimeout | OSError | TimeoutError):
         return True
+    if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
+        # e.g. a flush that could not connect: the cause is what counts.
+        return isinstance(exc.orig, BaseException) and is_transient_failure(exc.orig)
     if isinstance(exc, DBAPIError):
         # SQLSTATE 08: connection exceptions; 53: out of resources (too many
         # connections); 57P: the server is shutting down or starting up;

@@ -315,3 +315,19 @@ async def test_a_callback_answered_again_after_a_failure_is_not_an_error() -> No
             await bot.session.close()
         [call] = server.calls_for("answerCallbackQuery")
         assert call.params.get("callback_query_id") == "no-such-query"
+
+
+def test_passing_database_failures_are_told_from_bugs() -> None:
+    from sqlalchemy.exc import IntegrityError, StatementError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from storage.db import is_transient_failure
+
+    refused = ConnectionRefusedError(111, "refused")
+    assert is_transient_failure(refused)
+    assert is_transient_failure(PoolTimeout("pool exhausted"))
+    assert is_transient_failure(OperationalError("SELECT 1", {}, refused))
+    assert is_transient_failure(StatementError("flush", "INSERT", {}, refused))
+    assert not is_transient_failure(IntegrityError("INSERT", {}, ValueError("duplicate")))
+    assert not is_transient_failure(StatementError("flush", "INSERT", {}, ValueError("bad")))
+    assert not is_transient_failure(KeyError("a bug"))
