@@ -49,7 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="also N reporters against a bot polling without tasks_concurrency_limit, "
         "aiogram's default (default: the largest --reporters; 0 in --quick)",
     )
-    parser.add_argument("--only", choices=("intake", "staff"), help="run one part of the benchmark")
+    parser.add_argument(
+        "--only", choices=("intake", "staff", "faults"), help="run one part of the benchmark"
+    )
+    parser.add_argument(
+        "--faults",
+        help="faults to run, comma-separated (default: all; same-moment in --quick)",
+    )
+    parser.add_argument(
+        "--fault-reporters",
+        type=int,
+        metavar="N",
+        help="reporters in each run of the faults section (default: 50; 10 in --quick)",
+    )
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"
     )
@@ -89,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         args.paced = 0 if args.quick else FULL_PACED
     if args.unlimited is None:
         args.unlimited = 0 if args.quick else max(args.reporters)
+    if args.fault_reporters is None:
+        args.fault_reporters = 10 if args.quick else 50
     if args.profile is not None:
         args.profile.mkdir(parents=True, exist_ok=True)
     _start_fork_server()

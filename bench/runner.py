@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import POSTGRES_URL, RESULTS_DIR, BenchError, machine_info, postgres_problem
+from bench.faults import FAULTS, QUICK_FAULTS, fault_rows, fault_runs
 from bench.harness import Step
 from bench.intake import load_group
 from bench.report import (
@@ -30,7 +31,7 @@ from bench.report import (
     write_json,
 )
 from bench.staff import staff_runs
-from bot.app import POLLING_CONCURRENCY
+from bot.config import UPDATE_CONCURRENCY
 
 PACED_THINK = (1.0, 3.0)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
@@ -63,7 +64,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
     reporters: list[int] = results["reporters"]
     sizes: list[int] = results["sizes"]
     profile: Path | None = args.profile
-    if args.only != "staff":
+    if args.only in (None, "intake"):
         script: list[Step] | None = None
         for count in reporters:
             _log(f"intake on {', '.join(backends)} and the echo baseline: {count} users")
@@ -74,7 +75,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 script=script,
                 profile_dir=profile,
                 progress=_log,
-                tasks_limit=POLLING_CONCURRENCY,
+                tasks_limit=UPDATE_CONCURRENCY,
             ):
                 script = run.script
                 _record(results, run.as_dict())
@@ -105,10 +106,29 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 progress=_log,
                 think=PACED_THINK,
                 echo=False,
-                tasks_limit=POLLING_CONCURRENCY,
+                tasks_limit=UPDATE_CONCURRENCY,
             ):
                 _record(results, run.as_dict())
-    if args.only != "intake":
+    if args.only in (None, "faults") and "postgres" in backends:
+        faults = QUICK_FAULTS if args.quick else FAULTS
+        if args.faults:
+            faults = tuple(name.strip() for name in args.faults.split(",") if name.strip())
+            unknown = set(faults) - set(FAULTS)
+            if unknown:
+                raise BenchError(f"--faults: unknown {sorted(unknown)}; known: {FAULTS}")
+        results["faults"] = await fault_runs(faults, args.fault_reporters, workdir, _log)
+        for run in results["faults"]:
+            if run["reports_completed"] != run["reporters"] or any(
+                run[name]
+                for name in (
+                    "updates_lost",
+                    "updates_handled_twice",
+                    "notices_lost",
+                    "notices_sent_twice",
+                )
+            ):
+                _log(f"  fault {run['fault']}: something was lost or repeated (see the table)")
+    if args.only not in ("intake", "faults"):
         for backend in backends:
             _log(f"staff side on {backend}: {', '.join(map(str, sizes))} cases")
             results["staff"] += await staff_runs(
@@ -147,6 +167,11 @@ def _print_tables(results: dict[str, Any]) -> str:
         print("\nStaff side (coordinator command -> the bot's answer; warm = median of reruns)")
         print(text_table(header, rows))
         parts.append(markdown_table(header, rows))
+    if results.get("faults"):
+        header, rows = fault_rows(results["faults"])
+        print("\nFaults (3 webhook replicas on PostgreSQL behind a redelivering proxy)")
+        print(text_table(header, rows))
+        parts.append(markdown_table(header, rows))
     header, rows = targets_table(results["targets"])
     print("\nTargets (checked, not asserted)")
     print(text_table(header, rows))
@@ -178,11 +203,12 @@ def main(args: argparse.Namespace) -> int:
         "reporters": args.reporters,
         "paced_reporters": args.paced,
         "unlimited_reporters": args.unlimited,
-        "production_tasks_concurrency_limit": POLLING_CONCURRENCY,
+        "production_tasks_concurrency_limit": UPDATE_CONCURRENCY,
         "sizes": args.sizes,
         "postgres_url": POSTGRES_URL if "postgres" in backends else None,
         "intake": [],
         "staff": [],
+        "faults": [],
         "skipped": [],
         "broken": [],
         "targets": [],

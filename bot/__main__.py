@@ -14,6 +14,7 @@ from bot.config import Settings, SettingsError, load_settings
 from bot.logs import configure_logging
 from storage.crypto import DecryptionError
 from storage.crypto.keyfile import KeyFileError
+from storage.db import DatabaseInUse
 
 EXIT_CONFIG = 2
 
@@ -208,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0 if asyncio.run(_audit_verify(settings, args.anchor)) else 1
         elif command == "stats":
             asyncio.run(_stats(settings, args.csv))
-    except (SettingsError, KeyFileError) as exc:
+    except (SettingsError, KeyFileError, DatabaseInUse) as exc:
         print(f"intake-bot: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except DecryptionError as exc:

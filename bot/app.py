@@ -14,18 +14,23 @@ from aiogram import Bot, Dispatcher
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cases.stats import fill_tally
-from bot.config import RunMode, Settings
+from bot.config import UPDATE_CONCURRENCY, RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
+from bot.logs import loop_exception_handler
 from storage.audit import ChainBroken, redact_reporters
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyFileError
-from storage.db import create_engine, create_sessionmaker, migrate
+from storage.db import (
+    advisory_lock,
+    create_engine,
+    create_sessionmaker,
+    migrate,
+    one_process_per_sqlite_file,
+)
 from storage.keys import ensure_key_file
 from storage.roles import seal_existing_roles
 
 log = logging.getLogger("intake.app")
-
-POLLING_CONCURRENCY = 10
 
 BACKUP_WARNING = """
 ============================================================================
@@ -102,43 +107,54 @@ async def serve(runtime: Runtime, bot: Bot, dispatcher: Dispatcher) -> None:
         await serve_webhook(runtime.settings, bot, dispatcher)
         return
     await bot.delete_webhook(drop_pending_updates=False)
-    # Below the database pool size: with 1000 reporters at once an unbounded number
-    # of update tasks exhausted the pool and lost reports (docs/performance.md).
     await dispatcher.start_polling(
         bot,
         allowed_updates=dispatcher.resolve_used_update_types(),
         handle_signals=True,
-        tasks_concurrency_limit=POLLING_CONCURRENCY,
+        tasks_concurrency_limit=UPDATE_CONCURRENCY,
     )
 
 
 async def prepare_database(runtime: Runtime) -> None:
-    """Apply the migrations, then what they cannot do without the key file."""
-    had_role_macs = await has_column(runtime.engine, "users", "role_mac")
-    await migrate(runtime.engine)
-    async with runtime.sessionmaker.begin() as session:
-        # Once, when revision 0004 has just added role MACs: the roles held until
-        # now get theirs. Only then: later it would bless a role written in by hand.
-        if not had_role_macs and (sealed := await seal_existing_roles(session, runtime.keyring)):
-            log.info("staff roles sealed: %d", sealed)
-        # After revision 0002, once: count the cases stored before the tally existed.
-        # Silent on a new database (nothing to count), as migrate should be.
-        if counted := await fill_tally(session, runtime.keyring):
-            log.info("statistics tally filled from %d stored cases", counted)
-    try:
+    """Apply the migrations, then what they cannot do without the key file.
+
+    Replicas starting together take turns (an advisory lock on PostgreSQL):
+    the first migrates, the others wait and then find nothing to do.
+    """
+    async with advisory_lock(runtime.engine, "migrations", wait=True):
+        had_role_macs = await has_column(runtime.engine, "users", "role_mac")
+        await migrate(runtime.engine)
         async with runtime.sessionmaker.begin() as session:
-            # After revision 0003, once: reporters' ids leave the audit log.
-            if redacted := await redact_reporters(session, runtime.keyring):
-                log.warning(
-                    "audit log: %d entries naming a reporter redacted and re-chained; "
-                    "write down a new anchor (intake-bot audit verify)",
-                    redacted,
-                )
-    except ChainBroken:
-        log.error("audit log does not verify: reporters' ids were not redacted")
+            # Once, when revision 0004 has just added role MACs: the roles held until
+            # now get theirs. Only then: later it would bless a role written in by hand.
+            if not had_role_macs and (
+                sealed := await seal_existing_roles(session, runtime.keyring)
+            ):
+                log.info("staff roles sealed: %d", sealed)
+            # After revision 0002, once: count the cases stored before the tally existed.
+            # Silent on a new database (nothing to count), as migrate should be.
+            if counted := await fill_tally(session, runtime.keyring):
+                log.info("statistics tally filled from %d stored cases", counted)
+        try:
+            async with runtime.sessionmaker.begin() as session:
+                # After revision 0003, once: reporters' ids leave the audit log.
+                if redacted := await redact_reporters(session, runtime.keyring):
+                    log.warning(
+                        "audit log: %d entries naming a reporter redacted and re-chained; "
+                        "write down a new anchor (intake-bot audit verify)",
+                        redacted,
+                    )
+        except ChainBroken:
+            log.error("audit log does not verify: reporters' ids were not redacted")
 
 
 async def run(settings: Settings) -> None:
+    asyncio.get_running_loop().set_exception_handler(loop_exception_handler)
+    with one_process_per_sqlite_file(settings.database_dsn()):
+        await _run(settings)
+
+
+async def _run(settings: Settings) -> None:
     async with open_runtime(settings, create_keys=True) as runtime:
         await prepare_database(runtime)
         bot = create_bot(settings)

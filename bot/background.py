@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.utils.i18n import I18n
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.cases.staff import ensure_coordinators
 from bot.config import Settings
@@ -26,10 +26,12 @@ from bot.i18n import reading_language
 from bot.intake.limits import sweep_expired
 from bot.notifications import Role
 from bot.outbox import OutboxPolicy, OutboxWorker
+from bot.replicas import forget_handled_updates
 from bot.retention import run_retention
 from bot.staff_lock.views import wipe_due
 from bot.sweeper import DraftSweeper
 from storage.crypto import KeyRing
+from storage.db import advisory_lock
 from storage.fsm import EncryptedFSMStorage
 from storage.models import utcnow
 from storage.repositories import UserRepository
@@ -39,6 +41,7 @@ log = logging.getLogger("intake.background")
 RETENTION_INTERVAL = 6 * 3600.0  # the job is idempotent; running it often is harmless
 # Case views in staff chats are deleted at most this late after they are due.
 STAFF_VIEW_INTERVAL = 30.0
+HANDLED_UPDATES_INTERVAL = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,12 @@ class BackgroundTasks:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def on_startup(self, bot: Bot) -> None:
-        async with self.sessionmaker.begin() as session:
+        engine: AsyncEngine = self.sessionmaker.kw["bind"]
+        # Replicas starting together would each create the same coordinators.
+        async with (
+            advisory_lock(engine, "coordinators", wait=True),
+            self.sessionmaker.begin() as session,
+        ):
             coordinators = await ensure_coordinators(
                 UserRepository(session, self.keyring), self.settings.coordinator_ids
             )
@@ -107,33 +115,33 @@ class BackgroundTasks:
             timedelta(minutes=self.settings.wipe_idle_minutes),
             wipe_chat=self.settings.wipe_chat,
         )
-        self._tasks = [
-            asyncio.create_task(self.outbox.run_forever(), name="outbox"),
-            asyncio.create_task(
-                _every(self.settings.sweep_interval_seconds, lambda: sweeper.sweep_once(bot)),
-                name="sweeper",
-            ),
-            asyncio.create_task(
-                _every(
-                    self.settings.sweep_interval_seconds,
-                    lambda: sweep_expired(self.sessionmaker),
+        jobs: dict[str, tuple[float, Callable[[], Awaitable[object]]]] = {
+            "sweeper": (self.settings.sweep_interval_seconds, lambda: sweeper.sweep_once(bot)),
+            "retention": (
+                RETENTION_INTERVAL,
+                lambda: run_retention(
+                    self.sessionmaker,
+                    self.keyring,
+                    timedelta(days=self.settings.retention_days),
                 ),
-                name="abuse-counters",
             ),
-            asyncio.create_task(
-                _every(
-                    RETENTION_INTERVAL,
-                    lambda: run_retention(
-                        self.sessionmaker,
-                        self.keyring,
-                        timedelta(days=self.settings.retention_days),
-                    ),
-                ),
-                name="retention",
+            "abuse-counters": (
+                self.settings.sweep_interval_seconds,
+                lambda: sweep_expired(self.sessionmaker),
             ),
-            asyncio.create_task(
-                _every(STAFF_VIEW_INTERVAL, self.wipe_staff_views), name="staff-views"
-            ),
+            "staff-views": (STAFF_VIEW_INTERVAL, self.wipe_staff_views),
+        }
+        if engine.dialect.name == "postgresql":
+            jobs["handled-updates"] = (
+                HANDLED_UPDATES_INTERVAL,
+                lambda: forget_handled_updates(self.sessionmaker),
+            )
+        # The outbox claims rows with a conditional UPDATE and a lease, so every
+        # replica runs it; each other job runs in one replica at a time.
+        self._tasks = [asyncio.create_task(self.outbox.run_forever(), name="outbox")]
+        self._tasks += [
+            asyncio.create_task(_every(seconds, alone(engine, name, job)), name=name)
+            for name, (seconds, job) in jobs.items()
         ]
 
     async def on_shutdown(self) -> None:
@@ -153,6 +161,18 @@ class BackgroundTasks:
     def wake_outbox(self) -> None:
         if self.outbox is not None:
             self.outbox.wakeup.set()
+
+
+def alone(
+    engine: AsyncEngine, name: str, job: Callable[[], Awaitable[object]]
+) -> Callable[[], Awaitable[object]]:
+    """``job``, skipped this time when another replica is running it (PostgreSQL)."""
+
+    async def run() -> object:
+        async with advisory_lock(engine, f"job:{name}", wait=False) as mine:
+            return await job() if mine else None
+
+    return run
 
 
 async def _every(seconds: float, job: Callable[[], Awaitable[object]]) -> None:

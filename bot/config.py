@@ -5,6 +5,7 @@ The names are a public interface documented in the README; keep them stable.
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
@@ -13,6 +14,19 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 OFFICIAL_API_URL = "https://api.telegram.org"
+
+#: Updates handled at once by one process, in polling and webhook mode alike:
+#: below the database pool size, since unbounded update tasks exhausted the
+#: pool and lost reports (docs/performance.md).
+UPDATE_CONCURRENCY = 10
+
+# Telegram's alphabet for the secret token; 32 characters at least, since the
+# secret is all that stands between the internet and the webhook.
+_WEBHOOK_SECRET = re.compile(r"[A-Za-z0-9_-]{32,256}")
+HOW_TO_MAKE_A_WEBHOOK_KEY = (
+    "INTAKE_WEBHOOK_SECRET: must be 32 to 256 characters of A-Z a-z 0-9 _ -; make one with: "
+    'python -c "import secrets; print(secrets.token_urlsafe(48))"'
+)
 
 
 class RunMode(StrEnum):
@@ -39,6 +53,8 @@ class Settings(BaseSettings):
     webhook_secret: SecretStr | None = None
     webhook_host: str = "127.0.0.1"
     webhook_port: int = Field(default=8080, ge=1, le=65535)
+    # Connections Telegram may open to the webhook, for all replicas together.
+    webhook_max_connections: int = Field(default=UPDATE_CONCURRENCY, ge=1, le=100)
     log_level: str = "INFO"
     draft_ttl_hours: int = Field(default=24, ge=1, le=47)
     wipe_chat: bool = True
@@ -109,6 +125,8 @@ class Settings(BaseSettings):
                 raise ValueError("INTAKE_WEBHOOK_URL: required when INTAKE_MODE=webhook")
             if self.webhook_secret is None or not self.webhook_secret.get_secret_value():
                 raise ValueError("INTAKE_WEBHOOK_SECRET: required when INTAKE_MODE=webhook")
+            if not _WEBHOOK_SECRET.fullmatch(self.webhook_secret.get_secret_value()):
+                raise ValueError(HOW_TO_MAKE_A_WEBHOOK_KEY)
         return self
 
     @property

@@ -11,6 +11,8 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.exceptions import TelegramBadRequest
+from aiogram.methods import AnswerCallbackQuery
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -21,6 +23,7 @@ from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.logs import UpdateLogMiddleware
 from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
+from bot.replicas import SharedChatLock, SharedDeduplicator, SharedFloodControl
 from bot.staff_lock.pin import PinHasher
 from handlers import build_root_router
 from handlers.common.errors import on_error
@@ -56,6 +59,21 @@ class BotApiSession(AiohttpSession):
         if returning not in self._response_models:
             self._response_models[returning] = Response[returning]  # type: ignore[valid-type]
         return super().check_response(bot, method, status_code, content)
+
+    async def make_request(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
+    ) -> TelegramType:
+        try:
+            return await super().make_request(bot, method, timeout)
+        except TelegramBadRequest:
+            if not isinstance(method, AnswerCallbackQuery):
+                raise
+            # Answered already (the update is handled again after a failure that
+            # rolled it back) or too late: the press itself is handled all the same.
+            return True  # type: ignore[return-value]
 
 
 def create_bot(settings: Settings) -> Bot:
@@ -99,15 +117,25 @@ def create_dispatcher(
         sessionmaker, keyring, ttl=timedelta(seconds=settings.draft_ttl_seconds)
     )
     # aiogram's FSM middleware is registered by hand, inside the update's
-    # transaction; ChatSerializer does the per-chat isolation it would have done.
+    # transaction; ChatSerializer (one process, SQLite) or the chat's advisory
+    # lock (replicas, PostgreSQL) does the per-chat isolation it would have done.
     dispatcher = Dispatcher(storage=storage, disable_fsm=True)
     i18n = i18n or create_i18n()
+    shared = settings.database_url.startswith("postgresql")
     dispatcher.update.outer_middleware(UpdateLogMiddleware())
-    dispatcher.update.outer_middleware(UpdateDeduplicator())
-    dispatcher.update.outer_middleware(
-        FloodControl(settings.rate_limit, settings.rate_window_seconds)
+    if not shared:
+        dispatcher.update.outer_middleware(UpdateDeduplicator())
+    flood = (
+        SharedFloodControl(sessionmaker, keyring, settings.rate_limit, settings.rate_window_seconds)
+        if shared
+        else FloodControl(settings.rate_limit, settings.rate_window_seconds)
     )
-    dispatcher.update.outer_middleware(ChatSerializer())
+    dispatcher.update.outer_middleware(flood)
+    if shared:
+        engine = sessionmaker.kw["bind"]
+        dispatcher.update.outer_middleware(SharedChatLock(engine, keyring))
+    else:
+        dispatcher.update.outer_middleware(ChatSerializer())
     dispatcher.update.outer_middleware(
         DatabaseMiddleware(
             sessionmaker,
@@ -116,6 +144,8 @@ def create_dispatcher(
             retention_days=settings.retention_days,
         )
     )
+    if shared:
+        dispatcher.update.outer_middleware(SharedDeduplicator())
     dispatcher.update.outer_middleware(dispatcher.fsm)
     dispatcher.update.outer_middleware(UserMiddleware())
     UserLanguageMiddleware(i18n).setup(dispatcher)

@@ -1,12 +1,14 @@
 """Protection against floods and redelivered updates.
 
 * ``UpdateDeduplicator`` drops an update whose id was already handled (a
-  webhook redelivery after a timeout must not create anything twice).
+  webhook redelivery after a timeout must not create anything twice); an
+  update that failed is forgotten, so that its redelivery is handled.
 * ``FloodControl`` allows each user ``limit`` updates per ``window`` seconds;
   past that, one short warning, then silence until the window has passed.
 
 Both keep their state in memory only, keyed by update or Telegram user id,
-and never log those ids.
+and never log those ids. With PostgreSQL, ``bot/replicas.py`` replaces the
+deduplicator (several processes share the database).
 """
 
 from __future__ import annotations
@@ -40,14 +42,20 @@ class UpdateDeduplicator(BaseMiddleware):
         self._seen: OrderedDict[int, None] = OrderedDict()
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        if isinstance(event, Update):
-            if event.update_id in self._seen:
-                log.info("dropped a redelivered update")
-                return None
-            self._seen[event.update_id] = None
-            if len(self._seen) > self.capacity:
-                self._seen.popitem(last=False)
-        return await handler(event, data)
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        if event.update_id in self._seen:
+            log.info("dropped a redelivered update")
+            return None
+        self._seen[event.update_id] = None
+        if len(self._seen) > self.capacity:
+            self._seen.popitem(last=False)
+        try:
+            return await handler(event, data)
+        except BaseException:
+            # Failed and rolled back: its redelivery must be handled, not dropped.
+            self._seen.pop(event.update_id, None)
+            raise
 
 
 class FloodControl(BaseMiddleware):
@@ -80,12 +88,17 @@ class FloodControl(BaseMiddleware):
             now = self.clock()
             self._hits = {u: h for u, h in self._hits.items() if h and now - h[-1] <= self.window}
 
+    async def verdict(self, user_id: int) -> bool | None:
+        """As ``allow``; replicas count in the database instead (``bot/replicas.py``)."""
+        verdict = self.allow(user_id)
+        self._forget_idle()
+        return verdict
+
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         sender: TelegramUser | None = data.get("event_from_user")
         if sender is None or self.limit <= 0:
             return await handler(event, data)
-        verdict = self.allow(sender.id)
-        self._forget_idle()
+        verdict = await self.verdict(sender.id)
         if verdict:
             return await handler(event, data)
         if verdict is None:

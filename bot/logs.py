@@ -8,6 +8,7 @@ and bot tokens as a second line of defence.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -40,9 +41,42 @@ def describe_exception(exc: BaseException) -> str:
     return f"{type(exc).__module__}.{type(exc).__qualname__} at {where or '?'}"
 
 
+def _without_exception_text(record: logging.LogRecord) -> str:
+    """The record's message with no exception's message or value in it.
+
+    An exception passed as an argument (aiogram: "Cause exception ... %s: %s")
+    is printed as its type; the text of the record's own exception is cut out
+    wherever the message repeats it; asyncio's messages keep their first line
+    only (the rest is the repr of a task or callback, and of what it raised).
+    """
+    args = record.args
+    if isinstance(args, tuple):
+        record.args = tuple(
+            type(arg).__qualname__ if isinstance(arg, BaseException) else arg for arg in args
+        )
+    message = record.getMessage()
+    if record.name == "asyncio":
+        message = message.split("\n", 1)[0]
+    exc = record.exc_info[1] if record.exc_info else None
+    if exc is not None:
+        for text in {str(exc), repr(exc)} - {""}:
+            message = message.replace(text, "[exception text]")
+    return message
+
+
+def loop_exception_handler(_loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """Replaces asyncio's handler, which prints the failed task and its exception's text."""
+    what = str(context.get("message") or "unhandled error").split("\n", 1)[0]
+    what = re.split(r"[\s]*[(<{\[:]", what, maxsplit=1)[0]
+    exc = context.get("exception")
+    logging.getLogger("intake.loop").error(
+        "%s: %s", what, describe_exception(exc) if isinstance(exc, BaseException) else "-"
+    )
+
+
 class ScrubbingFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = scrub(record.getMessage())
+        record.msg = scrub(_without_exception_text(record))
         record.args = None
         record.update = current_update.get() or "-"
         if record.exc_info and record.exc_info[1] is not None:

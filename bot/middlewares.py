@@ -20,6 +20,9 @@ from storage.unit_of_work import update_scope
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
+#: Key of the connection an update already holds (bot/replicas.py), for its session.
+UPDATE_CONNECTION = "update_connection"
+
 
 class ChatSerializer(BaseMiddleware):
     """One update at a time per (chat, user), from the first read to the commit.
@@ -73,7 +76,7 @@ class DatabaseMiddleware(BaseMiddleware):
         self.retention_days = retention_days
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        async with update_scope(self.sessionmaker) as session:
+        async with update_scope(self.sessionmaker, data.get(UPDATE_CONNECTION)) as session:
             data["session"] = session
             data["users"] = UserRepository(session, self.keyring)
             data["cases"] = CaseRepository(session, self.keyring)

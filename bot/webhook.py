@@ -1,59 +1,123 @@
 """Webhook mode: an aiohttp server that Telegram (or a reverse proxy) posts updates to.
 
-The secret token Telegram sends in ``X-Telegram-Bot-Api-Secret-Token`` is
-checked on every request (aiogram answers 401 on a mismatch); ``/healthz``
-serves the orchestrator's health check.
+Every request must carry the secret token in ``X-Telegram-Bot-Api-Secret-Token``;
+anything else, whatever its bytes, is a 401. At most ``UPDATE_CONCURRENCY``
+updates are handled at once, as in polling mode (unbounded update tasks lost
+reports, docs/performance.md), and Telegram is asked for no more connections
+than that. The answer comes after the update's transaction has committed; when
+handling failed with the database (a dropped connection, a restart) it is a
+500, and Telegram delivers the update again (no update is lost to a crash or a
+fault; deduplication makes the redelivery harmless). A body that is not an
+update is a 400, logged by its type of error only: validation errors quote the
+input, which may be a person's words.
+``/healthz`` serves the orchestrator's health check.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
+import logging
 from urllib.parse import urlparse
 
 from aiogram import Bot, Dispatcher
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+from aiogram.methods import TelegramMethod
+from aiogram.types import Update
+from aiogram.webhook.aiohttp_server import setup_application
 from aiohttp import web
+from pydantic import ValidationError
 
-from bot.config import Settings
+from bot.config import UPDATE_CONCURRENCY, Settings
+from bot.logs import current_update, describe_exception
 
 HEALTH_PATH = "/healthz"
+SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
+
+log = logging.getLogger("intake.webhook")
 
 
 def webhook_path(settings: Settings) -> str:
     return urlparse(settings.webhook_url or "").path or "/webhook"
 
 
+class UpdateEndpoint:
+    """The POST handler: check the secret, parse the update, handle it within the limit."""
+
+    def __init__(
+        self, dispatcher: Dispatcher, bot: Bot, secret: str, concurrency: int = UPDATE_CONCURRENCY
+    ) -> None:
+        self.dispatcher = dispatcher
+        self.bot = bot
+        self._secret = secret.encode("utf-8")
+        self._slots = asyncio.Semaphore(concurrency)
+
+    def authorised(self, request: web.Request) -> bool:
+        # Bytes, compared in constant time: comparing str raises on non-ASCII text,
+        # which was a 500 and an ERROR line. "replace" makes "?", which no secret has.
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "replace")
+        return hmac.compare_digest(given, self._secret)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        if not self.authorised(request):
+            return web.Response(status=401, text="Unauthorized")
+        try:
+            update = Update.model_validate_json(await request.read(), context={"bot": self.bot})
+        except ValidationError as exc:
+            log.warning("refused a body that is not an update: %d errors", exc.error_count())
+            return web.Response(status=400, text="Bad Request")
+        async with self._slots:
+            handled = await self._feed(update)
+        if not handled:
+            return web.Response(status=500, text="Internal Server Error")
+        return web.json_response({})
+
+    async def _feed(self, update: Update) -> bool:
+        """Handle the update; True once its transaction has committed (or it was dropped)."""
+        token = current_update.set(update.update_id)
+        try:
+            result = await self.dispatcher.feed_update(
+                self.bot, update, redelivered_on_failure=True
+            )
+            if isinstance(result, TelegramMethod):
+                await self.dispatcher.silent_call_request(self.bot, result)
+        except Exception as exc:  # Telegram will deliver it again
+            log.warning("update failed, to be delivered again: %s", describe_exception(exc))
+            return False
+        finally:
+            current_update.reset(token)
+        return True
+
+
 def build_webhook_app(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> web.Application:
     if settings.webhook_secret is None:
         raise ValueError("INTAKE_WEBHOOK_SECRET is required in webhook mode")
+    endpoint = UpdateEndpoint(dispatcher, bot, settings.webhook_secret.get_secret_value())
     app = web.Application()
-    SimpleRequestHandler(
-        dispatcher=dispatcher,
-        bot=bot,
-        secret_token=settings.webhook_secret.get_secret_value(),
-    ).register(app, path=webhook_path(settings))
+    app.router.add_post(webhook_path(settings), endpoint.handle)
 
     async def health(_request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
 
     app.router.add_get(HEALTH_PATH, health)
-    setup_application(app, dispatcher, bot=bot)
+    setup_application(app, dispatcher, bot=bot)  # the dispatcher's startup and shutdown
     return app
 
 
 async def serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> None:
     app = build_webhook_app(settings, bot, dispatcher)
     assert settings.webhook_url is not None and settings.webhook_secret is not None
-    await bot.set_webhook(
-        settings.webhook_url,
-        secret_token=settings.webhook_secret.get_secret_value(),
-        allowed_updates=dispatcher.resolve_used_update_types(),
-    )
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.webhook_host, settings.webhook_port)
     await site.start()
     try:
+        # Listening first: Telegram may deliver as soon as the webhook is set.
+        await bot.set_webhook(
+            settings.webhook_url,
+            secret_token=settings.webhook_secret.get_secret_value(),
+            allowed_updates=dispatcher.resolve_used_update_types(),
+            max_connections=settings.webhook_max_connections,
+        )
         await asyncio.Event().wait()
     finally:
         await runner.cleanup()

@@ -84,6 +84,32 @@ async def take(
     return (await session.execute(statement)).first() is not None
 
 
+async def add(
+    session: AsyncSession,
+    kind: str,
+    window: timedelta,
+    key: bytes,
+    *,
+    now: datetime | None = None,
+) -> int:
+    """Count one more in the window, whatever the limit; the amount so far.
+
+    For limits that answer differently the first time they are passed (flood
+    control warns once, then keeps silent) and so must see past them.
+    """
+    start = window_start(now or utcnow(), window)
+    statement = (
+        _insert(session)(AbuseCounter)
+        .values(kind=kind, key_index=key, window_start=start, expires_at=start + window, amount=1)
+        .on_conflict_do_update(
+            index_elements=[AbuseCounter.kind, AbuseCounter.key_index, AbuseCounter.window_start],
+            set_={"amount": AbuseCounter.amount + 1},
+        )
+        .returning(AbuseCounter.amount)
+    )
+    return int((await session.execute(statement)).scalar_one())
+
+
 async def give_back(
     session: AsyncSession,
     limit: Limit,

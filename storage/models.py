@@ -342,6 +342,21 @@ class AbuseCounter(Base):
     amount: Mapped[int] = mapped_column(BigInteger, default=0)
 
 
+class HandledUpdate(Base):
+    """A Telegram update_id already handled, for replicas sharing PostgreSQL.
+
+    Written in the update's own transaction, so a failed update leaves no row
+    and its redelivery is handled; a redelivery after success, to whichever
+    replica, finds the row and is dropped. Rows expire after two days (Telegram
+    gives up on an update after 24 hours). Not personal data: a counter.
+    """
+
+    __tablename__ = "handled_updates"
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    handled_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
 class AbuseHandle(Base):
     """Who sent a case, sealed under the case's data key, so that ``/ban REF`` still
     works after the reporter used /forget. Kept ``INTAKE_ABUSE_HANDLE_DAYS`` after

@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
 current_session: ContextVar[AsyncSession | None] = ContextVar("current_session", default=None)
 
@@ -32,10 +32,14 @@ async def transaction(
 
 @asynccontextmanager
 async def update_scope(
-    sessionmaker: async_sessionmaker[AsyncSession],
+    sessionmaker: async_sessionmaker[AsyncSession], bind: AsyncConnection | None = None
 ) -> AsyncIterator[AsyncSession]:
-    """Open the update's session; commit on success, roll back on error."""
-    async with sessionmaker() as session:
+    """Open the update's session; commit on success, roll back on error.
+
+    ``bind``: a connection the update already holds (its chat's lock, on
+    PostgreSQL), so that every transaction of the update runs on it.
+    """
+    async with sessionmaker() if bind is None else sessionmaker(bind=bind) as session:
         token = current_session.set(session)
         try:
             yield session

@@ -82,8 +82,34 @@ def test_webhook_mode_needs_url_and_secret(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setenv("INTAKE_WEBHOOK_URL", "https://example.org/tg")
     with pytest.raises(SettingsError, match=r"^INTAKE_WEBHOOK_SECRET"):
         load_settings()
-    monkeypatch.setenv("INTAKE_WEBHOOK_SECRET", "s3cret")
+    monkeypatch.setenv("INTAKE_WEBHOOK_SECRET", "s3cret_" + "x" * 25)
     assert load_settings().mode is RunMode.WEBHOOK
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["s3cret", "x" * 31, "x" * 257, "x" * 31 + " ", "x" * 31 + "ӣ", "x" * 31 + "/", "x" * 31 + "="],
+)
+def test_a_weak_webhook_secret_is_refused_saying_how_to_make_one(
+    monkeypatch: pytest.MonkeyPatch, secret: str
+) -> None:
+    monkeypatch.setenv("INTAKE_MODE", "webhook")
+    monkeypatch.setenv("INTAKE_WEBHOOK_URL", "https://example.org/tg")
+    monkeypatch.setenv("INTAKE_WEBHOOK_SECRET", secret)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    message = str(caught.value)
+    assert message.startswith("INTAKE_WEBHOOK_SECRET:") and "\n" not in message
+    assert "secrets.token_urlsafe" in message
+    assert secret not in message
+
+
+@pytest.mark.parametrize("secret", ["A" * 32, "a-Z_0" * 51 + "9", "x" * 256])
+def test_a_strong_webhook_secret_is_accepted(monkeypatch: pytest.MonkeyPatch, secret: str) -> None:
+    monkeypatch.setenv("INTAKE_MODE", "webhook")
+    monkeypatch.setenv("INTAKE_WEBHOOK_URL", "https://example.org/tg")
+    monkeypatch.setenv("INTAKE_WEBHOOK_SECRET", secret)
+    assert load_settings().webhook_secret is not None
 
 
 def _cli(

@@ -91,7 +91,10 @@ def test_compose_describes_bot_and_postgres_with_secrets_and_healthchecks() -> N
     spec = compose()
     services = spec["services"]
     assert isinstance(services, dict)
-    assert set(services) == {"bot", "postgres"}
+    assert {name for name, service in services.items() if not service.get("profiles")} == {
+        "bot",
+        "postgres",
+    }
     bot, postgres = services["bot"], services["postgres"]
     assert bot["command"] == ["run"]
     assert bot["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -160,3 +163,64 @@ async def test_health_fails_without_a_database(tmp_path: Path) -> None:
     code, stderr = await _cli(env, tmp_path, "health")
     assert code == 1
     assert "database unreachable" in stderr
+
+
+async def test_a_second_process_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
+    async with FakeTelegramServer() as server:
+        env = _base_env() | {
+            "INTAKE_BOT_TOKEN": server.token,
+            "INTAKE_TELEGRAM_API_URL": server.url,
+        }
+        first = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await server.wait_for(lambda s: bool(s.calls_for("getUpdates")), timeout=90)
+            polls = len(server.calls_for("deleteWebhook"))
+            code, stderr = await _cli(env, tmp_path, "run")
+            assert len(server.calls_for("deleteWebhook")) == polls  # it never started
+        finally:
+            first.send_signal(signal.SIGINT)
+            await asyncio.wait_for(first.communicate(), timeout=60)
+    assert code == 2
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr
+    assert "in use by another intake-bot process" in lines[0]
+    assert "PostgreSQL" in lines[0]
+    assert first.returncode == 0
+
+
+def test_compose_scale_profile_has_three_webhook_replicas_behind_a_proxy() -> None:
+    from compose_spec import PyCompose
+
+    from bot.config import Settings
+
+    parsed = PyCompose.from_yaml((REPO / "docker-compose.yml").read_text()).to_spec()
+    services = parsed.services or {}
+    scale = {name for name, service in services.items() if "scale" in (service.profiles or [])}
+    assert scale == {"bot-1", "bot-2", "bot-3", "proxy"}
+    known = {f"INTAKE_{name.upper()}" for name in Settings.model_fields} | {"INTAKE_SECRETS_DIR"}
+    for name in ("bot-1", "bot-2", "bot-3"):
+        replica = services[name]
+        environment = replica.environment
+        assert isinstance(environment, dict)
+        assert set(environment) <= known
+        assert environment["INTAKE_MODE"] == "webhook"
+        assert str(environment["INTAKE_DATABASE_URL"]).startswith("postgresql+asyncpg://")
+        assert int(str(environment["INTAKE_WEBHOOK_MAX_CONNECTIONS"])) == 3 * 10
+        secrets = {str(getattr(s, "source", s)) for s in replica.secrets or []}
+        assert {"intake_bot_token", "intake_keys", "intake_webhook_secret"} <= secrets
+        assert replica.ports is None  # reached through the proxy only
+    proxy = services["proxy"]
+    assert str(proxy.image).startswith("nginx:")
+    config = (REPO / "deploy" / "nginx.conf").read_text()
+    for name in ("bot-1", "bot-2", "bot-3"):
+        assert f"server {name}:8080" in config
+    assert "listen 443 ssl" in config

@@ -348,3 +348,19 @@ async def test_revision_0006_adds_and_removes_the_sealed_receipt(database: Datab
     await migrate(database.engine)
     async with database.engine.connect() as conn:
         assert "receipt_sealed" in await conn.run_sync(columns)
+
+
+async def test_migration_0007_adds_handled_updates_and_takes_them_away(
+    database: Database,
+) -> None:
+    def tables(sync: object) -> set[str]:
+        return set(inspect(sync).get_table_names())  # type: ignore[arg-type]
+
+    async with database.engine.connect() as conn:
+        assert "handled_updates" in await conn.run_sync(tables)
+    await downgrade(database.engine, "0006")
+    async with database.engine.connect() as conn:
+        assert "handled_updates" not in await conn.run_sync(tables)
+    await migrate(database.engine)
+    async with database.engine.connect() as conn:
+        assert "handled_updates" in await conn.run_sync(tables)

@@ -27,7 +27,7 @@ from storage.crypto import KeyRing
 from tests.conftest import Database
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET = "Webhook-secret_0123456789abcdef"
+SECRET = "Webhook-secret_0123456789abcdef_0"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 CHAT_ID = 750_001
 
@@ -121,9 +121,9 @@ async def test_updates_need_the_secret_token(webhook: Webhook) -> None:
 async def test_a_redelivered_update_is_handled_once(
     webhook: Webhook, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="intake.flood")
+    caplog.set_level(logging.INFO, logger="intake")
     dropped = _LogSeen("dropped a redelivered update")
-    logging.getLogger("intake.flood").addHandler(dropped)
+    logging.getLogger("intake").addHandler(dropped)
     update = _message_update(webhook.server, 7, "салом")
     try:
         assert await webhook.post(update) == 200
@@ -134,7 +134,7 @@ async def test_a_redelivered_update_is_handled_once(
         assert await webhook.post(update) == 200
         await asyncio.wait_for(dropped.seen.wait(), timeout=10)
     finally:
-        logging.getLogger("intake.flood").removeHandler(dropped)
+        logging.getLogger("intake").removeHandler(dropped)
     assert len(webhook.sends_to_chat()) == 1
 
     # A new update from the same person is answered as usual.
