@@ -11,6 +11,7 @@ from bot.text import N_
 from devkit.emulator import SimulatedUser
 from devkit.sandbox import Sandbox
 from devkit.scripted_reporter import t
+from handlers.staff import gate
 from tests.e2e.conftest import COORDINATOR_ID
 from tests.e2e.staff_helpers import db_user, invite_token
 
@@ -49,7 +50,11 @@ async def test_a_new_lawyer_reads_their_apps_language_without_asking(
     row = await db_user(sandbox, lawyer.user_id)
     assert row is not None and row.role == "lawyer" and row.language == language
     assert (await menu_descriptions(sandbox, lawyer))["queue"] == t(QUEUE, language)
-    # What the lawyer does next is answered in that language too.
+    # What the lawyer does next is answered in that language too: the PIN prompt,
+    # then, once a PIN is set, the commands.
+    await lawyer.send_command("/case")
+    assert lawyer.last_text() == t(gate.CHOOSE, language)
+    await sandbox.give_pin(lawyer.user_id)
     await lawyer.send_command("/case")
     assert lawyer.last_text() == t(
         N_("Please add the case reference, for example: /case K7QD-M2PF"), language
@@ -62,6 +67,7 @@ async def test_staff_change_their_language_with_the_language_command(sandbox: Sa
     lawyer = sandbox.user(730_002, first_name="Nigora", language_code="ru")
     await lawyer.send_command("/start", token)
     assert lawyer.last_text() == t(WELCOME, "ru")
+    await sandbox.give_pin(lawyer.user_id)
 
     await lawyer.send_command("/language")
     await lawyer.press("Тоҷикӣ")
