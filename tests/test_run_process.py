@@ -16,7 +16,7 @@ from pathlib import Path
 
 import yaml
 
-from devkit.emulator import FakeTelegramServer, SimulatedUser
+from devkit.emulator import FakeTelegramServer, SimulatedUser, WebhookState
 from storage.crypto.keyfile import KeyMaterial, write_key_file
 from tests.conftest import POSTGRES_URL, require_postgres_async
 
@@ -195,6 +195,34 @@ async def test_a_second_process_on_the_same_sqlite_file_is_refused(tmp_path: Pat
     assert "in use by another intake-bot process" in lines[0]
     assert "PostgreSQL" in lines[0]
     assert first.returncode == 0
+
+
+async def test_polling_takes_back_a_webhook_set_with_a_stolen_token(tmp_path: Path) -> None:
+    """The runbook's "The bot token leaked": a restart in polling mode deletes a
+    webhook that someone holding the old token pointed elsewhere."""
+    async with FakeTelegramServer() as server:
+        server.webhook = WebhookState(url="https://attacker.example/hook")
+        env = _base_env() | {
+            "INTAKE_BOT_TOKEN": server.token,
+            "INTAKE_TELEGRAM_API_URL": server.url,
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "run",
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        try:
+            await server.wait_for(lambda s: bool(s.calls_for("getUpdates")), timeout=90)
+            assert server.webhook.url == ""
+        finally:
+            process.send_signal(signal.SIGINT)
+            await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 0
 
 
 def test_compose_scale_profile_has_three_webhook_replicas_behind_a_proxy() -> None:
