@@ -12,6 +12,8 @@ import secrets
 import signal
 import stat
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import yaml
@@ -165,30 +167,39 @@ async def test_health_fails_without_a_database(tmp_path: Path) -> None:
     assert "database unreachable" in stderr
 
 
+@asynccontextmanager
+async def _polling(
+    server: FakeTelegramServer, env: dict[str, str], cwd: Path
+) -> AsyncIterator[asyncio.subprocess.Process]:
+    """``intake-bot run`` in polling mode, from its first getUpdates until SIGINT."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bot",
+        "run",
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await server.wait_for(lambda s: bool(s.calls_for("getUpdates")), timeout=90)
+        yield process
+    finally:
+        process.send_signal(signal.SIGINT)
+        await asyncio.wait_for(process.communicate(), timeout=60)
+
+
 async def test_a_second_process_on_the_same_sqlite_file_is_refused(tmp_path: Path) -> None:
     async with FakeTelegramServer() as server:
         env = _base_env() | {
             "INTAKE_BOT_TOKEN": server.token,
             "INTAKE_TELEGRAM_API_URL": server.url,
         }
-        first = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await server.wait_for(lambda s: bool(s.calls_for("getUpdates")), timeout=90)
+        async with _polling(server, env, tmp_path) as first:
             polls = len(server.calls_for("deleteWebhook"))
             code, stderr = await _cli(env, tmp_path, "run")
             assert len(server.calls_for("deleteWebhook")) == polls  # it never started
-        finally:
-            first.send_signal(signal.SIGINT)
-            await asyncio.wait_for(first.communicate(), timeout=60)
     assert code == 2
     lines = [line for line in stderr.splitlines() if line.strip()]
     assert len(lines) == 1, stderr
@@ -206,22 +217,8 @@ async def test_polling_takes_back_a_webhook_set_with_a_stolen_token(tmp_path: Pa
             "INTAKE_BOT_TOKEN": server.token,
             "INTAKE_TELEGRAM_API_URL": server.url,
         }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "bot",
-            "run",
-            cwd=tmp_path,
-            env=env,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        try:
-            await server.wait_for(lambda s: bool(s.calls_for("getUpdates")), timeout=90)
+        async with _polling(server, env, tmp_path) as process:
             assert server.webhook.url == ""
-        finally:
-            process.send_signal(signal.SIGINT)
-            await asyncio.wait_for(process.communicate(), timeout=60)
     assert process.returncode == 0
 
 
