@@ -80,7 +80,7 @@ class Settings(BaseSettings):
     # How long a case keeps the sealed handle that lets /ban REF find its sender
     # after the reporter used /forget.
     abuse_handle_days: int = Field(default=7, ge=1, le=90)
-    # Staff PIN lock (issue 13): how long an unlock lasts after the last staff
+    # Staff PIN lock: how long an unlock lasts after the last staff
     # action, and how long a message with case content stays in a staff chat
     # (Telegram lets a bot delete its messages for 48 hours only).
     staff_unlock_minutes: int = Field(default=15, ge=1, le=24 * 60)

@@ -209,7 +209,7 @@ class OutboxWorker:
             if notice.kind in CASE_CONTENT_NOTICES and not await is_unlocked(
                 session, user.id, self.clock()
             ):
-                # A locked staff chat gets no case content (issue 13).
+                # A locked staff chat gets no case content.
                 notice = Notice(CASE_CONTENT_NOTICES[notice.kind], reference=notice.reference)
 
             def translate(msgid: str) -> str:

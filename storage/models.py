@@ -372,7 +372,7 @@ class AbuseHandle(Base):
 
 
 class StaffPin(Base):
-    """A staff member's PIN lock (issue 13), one row per staff user, created on first need.
+    """A staff member's PIN lock, one row per staff user, created on first need.
 
     Only scrypt hashes of the PINs are kept (``bot/staff_lock/pin.py``), with a
     per-user salt and the cost they were made with. The rest is the lock's

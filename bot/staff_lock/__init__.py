@@ -1,4 +1,4 @@
-"""Staff phones under seizure (issue 13): the PIN lock and the case views that disappear.
+"""Staff phones under seizure: the PIN lock and the case views that disappear.
 
 No Telegram types here: ``pin`` hashes PINs, ``lock`` decides what a staff
 member's next message may do, ``views`` keeps and wipes the messages that

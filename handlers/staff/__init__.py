@@ -8,7 +8,7 @@ from handlers.staff.gate import StaffGate
 
 def build_staff_router() -> Router:
     router = Router(name="staff")
-    # The PIN lock, enforced once for every staff message and button (issue 13).
+    # The PIN lock, enforced once for every staff message and button.
     gate = StaffGate()
     router.message.outer_middleware(gate)
     router.callback_query.outer_middleware(gate)

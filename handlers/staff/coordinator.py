@@ -165,7 +165,7 @@ async def revoke_button(
         await query.answer(_("Nothing to change."), show_alert=True)
         return
     name = staff_name(keyring, target)
-    # Every case message the bot can still delete leaves their chat (issue 13).
+    # Every case message the bot can still delete leaves their chat.
     await wipe_user(session, keyring, bot, target)
     await remove_staff_commands(bot, users.chat_id(target))
     await query.answer()

@@ -1,4 +1,4 @@
-"""The staff PIN gate: the one place that enforces the lock (issue 13).
+"""The staff PIN gate: the one place that enforces the lock.
 
 An outer middleware on the staff router, so it runs before any staff handler
 (and before the staff routers' own filters) for every message and button of a

@@ -3,7 +3,7 @@
 Revision ID: 0005
 Revises: 0004
 
-Two new tables (issue 13): ``staff_pins`` (scrypt hashes of staff PINs and the
+Two new tables: ``staff_pins`` (scrypt hashes of staff PINs and the
 lock's state) and ``staff_views`` (case messages in staff chats, to delete when
 due). Existing staff have no row: they are asked to choose a PIN at their
 next command. Downgrading drops both; the recorded views are then no longer
