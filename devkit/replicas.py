@@ -17,7 +17,7 @@ import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiogram import BaseMiddleware, Bot, Dispatcher
@@ -178,6 +178,10 @@ class ReplicaCluster:
         host, port = runner.addresses[0][:2]
         return Replica(engine, bot, dispatcher, runner, f"http://{host}:{port}{PATH}")
 
+    @property
+    def database_engine(self) -> AsyncEngine:
+        return self.replicas[0].engine
+
     async def crash_and_replace(self, index: int) -> None:
         """Stop replica ``index`` abruptly (its connections dropped, the updates it was
         handling cancelled mid-transaction) and start a new one in its place."""
@@ -195,6 +199,23 @@ class ReplicaCluster:
             await replica.engine.dispose()
         self.replicas = []
         await self.proxy.stop()
+
+
+class CountedCluster(Protocol):
+    """What ``count_faults`` reads: replicas in this process or in their own
+    (``bench/replica_procs.py``)."""
+
+    @property
+    def server(self) -> FakeTelegramServer: ...
+
+    @property
+    def counter(self) -> HandledCounter: ...
+
+    @property
+    def proxy(self) -> RoundRobinProxy: ...
+
+    @property
+    def database_engine(self) -> AsyncEngine: ...
 
 
 @dataclass(frozen=True)
@@ -220,7 +241,7 @@ class FaultFigures:
 
 
 async def count_faults(
-    cluster: ReplicaCluster, references: list[str], coordinator_id: int, first_update: int
+    cluster: CountedCluster, references: list[str], coordinator_id: int, first_update: int
 ) -> FaultFigures:
     """Counts from the emulator (what Telegram sent and received) and the database.
 
@@ -233,7 +254,7 @@ async def count_faults(
 
     server = cluster.server
     sent = set(range(first_update, server.last_update_id + 1))
-    maker = create_sessionmaker(cluster.replicas[0].engine)
+    maker = create_sessionmaker(cluster.database_engine)
     async with maker() as session:
         committed = set(await session.scalars(select(HandledUpdate.update_id)))
     notices = [
