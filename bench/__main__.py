@@ -56,7 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--faults",
-        help="faults to run, comma-separated (default: all; replica-crash and same-moment in --quick)",
+        help="faults to run, comma-separated "
+        "(default: all; replica-crash and same-moment in --quick)",
     )
     parser.add_argument(
         "--fault-reporters",
