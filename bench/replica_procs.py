@@ -34,7 +34,8 @@ class ProcessReplicaCluster:
     database_url: str
     schema: str | None
     coordinators: tuple[int, ...]
-    workdir: Path
+    #: replica n logs to ``<log_prefix>-<n>.log``
+    log_prefix: Path
     proxy: RoundRobinProxy = field(default_factory=RoundRobinProxy)
     counter: HandledCounter = field(default_factory=HandledCounter)
     replicas: list[BotProcess] = field(default_factory=list)
@@ -71,7 +72,7 @@ class ProcessReplicaCluster:
             self.server,
             key_file=self.key_file,
             coordinators=self.coordinators,
-            log_path=self.workdir / f"replica-{self.started}.log",
+            log_path=self.log_prefix.with_name(f"{self.log_prefix.name}-{self.started}.log"),
             extra_argv=argv,
             handled=self.counter.handled,
         )
