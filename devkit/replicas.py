@@ -1,8 +1,9 @@
 """Several webhook replicas on one PostgreSQL database, behind a round-robin proxy.
 
-For the fault tests and the ``faults`` section of the benchmark. Each replica is
-the real dispatcher behind ``build_webhook_app``, with its own engine (pool) and
-HTTP server, in this process. The proxy stands in for the load balancer and for
+For the fault tests (``ReplicaCluster``: each replica is the real dispatcher
+behind ``build_webhook_app``, with its own engine (pool) and HTTP server, in
+this process) and the ``faults`` section of the benchmark (the same proxy in
+front of replica processes, ``bench/replica_procs.py``). The proxy stands in for the load balancer and for
 Telegram's delivery: it passes each update to the next replica and, as
 Telegram does, delivers it again (to the next one) after a 5xx or a dropped
 connection. With ``duplicate`` it sends every update to two replicas at the
@@ -181,16 +182,6 @@ class ReplicaCluster:
     @property
     def database_engine(self) -> AsyncEngine:
         return self.replicas[0].engine
-
-    async def crash_and_replace(self, index: int) -> None:
-        """Stop replica ``index`` abruptly (its connections dropped, the updates it was
-        handling cancelled mid-transaction) and start a new one in its place."""
-        old = self.replicas[index]
-        await old.runner.cleanup()
-        await old.bot.session.close()
-        await old.engine.dispose()
-        self.replicas[index] = await self._start_replica()
-        self.proxy.targets = [replica.url for replica in self.replicas]
 
     async def stop(self) -> None:
         for replica in self.replicas:
