@@ -5,10 +5,10 @@ behind ``build_webhook_app``, with its own engine (pool) and HTTP server, in
 this process) and the ``faults`` section of the benchmark (the same proxy in
 front of replica processes, ``bench/replica_procs.py``). The proxy stands in
 for the load balancer and for Telegram's delivery: it passes each update to
-the next replica and, as Telegram does, delivers it again (to the next one) after a 5xx or a dropped
-connection. With ``duplicate`` it sends every update to two replicas at the
-same moment (fault d). ``handled`` counts, per update id, how often a handler
-ran to the end, over all replicas.
+the next replica and, as Telegram does, delivers it again (to the next one)
+after a 5xx or a dropped connection. With ``duplicate`` it sends every update
+to two replicas at the same moment (fault d). ``handled`` counts, per update
+id, how often a handler ran to the end, over all replicas.
 """
 
 from __future__ import annotations
