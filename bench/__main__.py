@@ -50,11 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
         "aiogram's default (default: the largest --reporters; 0 in --quick)",
     )
     parser.add_argument(
-        "--only", choices=("intake", "staff", "faults"), help="run one part of the benchmark"
+        "--only",
+        choices=("intake", "staff", "faults", "replicas"),
+        help="run one part of the benchmark",
     )
     parser.add_argument(
         "--faults",
-        help="faults to run, comma-separated (default: all; same-moment in --quick)",
+        help="faults to run, comma-separated "
+        "(default: all; replica-crash and same-moment in --quick)",
     )
     parser.add_argument(
         "--fault-reporters",

@@ -6,7 +6,12 @@ Two kinds of bot poll the harness's emulator over real HTTP:
   ``bot.app.run`` build it (``create_bot`` + ``create_dispatcher``, polling with
   ``handle_as_tasks=True``, the production default);
 * ``echo``: a minimal aiogram Dispatcher with one handler answering every
-  message and every callback (the baseline).
+  message and every callback (the baseline);
+* ``webhook``: the real bot as a webhook replica (``bot.webhook.build_webhook_app``
+  on 127.0.0.1, a free port), for the ``faults`` section: the harness's proxy
+  posts updates to it. It sends ``ready <port>``, and ``handled <update_id>``
+  when a handler ran to the end (a redelivery dropped as a duplicate is not
+  one), from the innermost outer middleware as ``devkit.replicas.HandledCounter``.
 
 The harness forks it from a ``multiprocessing`` fork server that imported aiogram
 and the bot once (``bench.BOT_PRELOAD``; importing aiogram alone takes seconds), and
@@ -28,7 +33,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -123,19 +128,45 @@ def _echo_dispatcher() -> Dispatcher:
     return dispatcher
 
 
+class _HandledProbe:
+    """Innermost outer middleware: ``handled <update_id>`` once a handler returned."""
+
+    def __init__(self, channel: _Channel) -> None:
+        self.channel = channel
+
+    async def __call__(
+        self,
+        handler: Callable[[Any, dict[str, Any]], Awaitable[Any]],
+        event: Any,
+        data: dict[str, Any],
+    ) -> Any:
+        result = await handler(event, data)
+        if isinstance(event, Update):
+            self.channel.send(f"handled {event.update_id}")
+        return result
+
+
 def _intake_bot(args: argparse.Namespace) -> tuple[Bot, Dispatcher, AsyncEngine]:
     """The real bot, as ``bot.app.run`` builds it (settings given, not read from .env)."""
     from pydantic import SecretStr
 
-    from bot.config import Settings
+    from bot.config import RunMode, Settings
     from bot.factory import create_bot, create_dispatcher
     from bot.logs import configure_logging
     from storage.crypto import KeyRing
     from storage.crypto.keyfile import load_key_file
     from storage.db import create_engine, create_sessionmaker
 
+    webhook: dict[str, Any] = {}
+    if args.mode == "webhook":
+        webhook = {
+            "mode": RunMode.WEBHOOK,
+            "webhook_url": args.webhook_url,
+            "webhook_secret": SecretStr(args.webhook_secret),
+        }
     settings = Settings(
         _env_file=None,
+        **webhook,
         bot_token=SecretStr(args.token),
         telegram_api_url=args.api_url,
         database_url=args.database_url,
@@ -149,10 +180,46 @@ def _intake_bot(args: argparse.Namespace) -> tuple[Bot, Dispatcher, AsyncEngine]
     keyring = KeyRing(load_key_file(settings.key_file))
     engine = create_engine(settings.database_url, schema=args.schema)
     bot = create_bot(settings)
-    return bot, create_dispatcher(settings, create_sessionmaker(engine), keyring), engine
+    outbox_policy = None
+    if args.fast_outbox:
+        from devkit.sandbox import FAST_OUTBOX
+
+        outbox_policy = FAST_OUTBOX
+    dispatcher = create_dispatcher(
+        settings, create_sessionmaker(engine), keyring, outbox_policy=outbox_policy
+    )
+    return bot, dispatcher, engine
+
+
+async def _serve_webhook(args: argparse.Namespace, channel: _Channel) -> None:
+    """A webhook replica until ``stop`` (or a kill -9: nothing here runs then)."""
+    from aiohttp import web
+
+    from bot.webhook import build_webhook_app
+
+    bot, dispatcher, engine = _intake_bot(args)
+    _probe(dispatcher, channel)
+    dispatcher.update.outer_middleware(_HandledProbe(channel))
+    app = build_webhook_app(dispatcher["settings"], bot, dispatcher)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.0)
+    await runner.setup()  # the dispatcher's startup (outbox, background jobs) runs here
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        channel.send(f"ready {port}")
+        await channel.wait_stop()
+    finally:
+        await runner.cleanup()
+        await bot.session.close()
+        await engine.dispose()
+    channel.send("stopped")
 
 
 async def run(args: argparse.Namespace, channel: _Channel) -> None:
+    if args.mode == "webhook":
+        await _serve_webhook(args, channel)
+        return
     engine: AsyncEngine | None = None
     if args.mode == "echo":
         logging.basicConfig(level=logging.WARNING)
@@ -198,13 +265,18 @@ async def run(args: argparse.Namespace, channel: _Channel) -> None:
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.botproc")
-    parser.add_argument("--mode", choices=("intake", "echo"), required=True)
+    parser.add_argument("--mode", choices=("intake", "echo", "webhook"), required=True)
     parser.add_argument("--api-url", required=True)
     parser.add_argument("--token", required=True)
     parser.add_argument("--database-url", default="")
     parser.add_argument("--schema", default=None)
     parser.add_argument("--key-file", default="")
     parser.add_argument("--coordinator", type=int, action="append", default=[])
+    parser.add_argument("--webhook-url", default="", help="webhook mode: the public URL")
+    parser.add_argument("--webhook-secret", default="", help="webhook mode: the secret token")
+    parser.add_argument(
+        "--fast-outbox", action="store_true", help="devkit.sandbox.FAST_OUTBOX (tests' timings)"
+    )
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
     parser.add_argument(
         "--tasks-limit", type=int, default=None, help="tasks_concurrency_limit (default: none)"

@@ -1,13 +1,14 @@
-"""The ``faults`` section: three webhook replicas on one PostgreSQL database behind
-a round-robin proxy that redelivers on a 5xx or a dropped connection
-(devkit/replicas.py), reporters filling in whole reports, one fault at a time.
+"""The ``faults`` section: three webhook replicas, each its own OS process
+(bench/replica_procs.py), on one PostgreSQL database behind a round-robin proxy
+that redelivers on a 5xx or a dropped connection (devkit/replicas.py), reporters
+filling in whole reports, one fault at a time; and the throughput of 1 and 2
+replicas side by side (``throughput_runs``).
 
 Faults (issue 14):
 
 * ``none``: the baseline;
-* ``replica-crash`` (a): one replica stops abruptly in the middle (its server
-  closes, the updates it was handling are cancelled mid-transaction) and a new
-  one starts in its place. In this process, so not a kill -9 of a process;
+* ``replica-crash`` (a): ``kill -9`` (SIGKILL) of one replica process in the
+  middle, then a new process starts in its place;
 * ``postgres-restart`` (b): a PostgreSQL server of the run's own
   (devkit/throwaway_postgres.py, never the shared one) restarts in the middle;
   the pools recover without restarting the bot;
@@ -29,17 +30,20 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import close_database, create_key_file, open_database
+from bench.replica_procs import ProcessReplicaCluster
 from devkit.emulator import FakeTelegramServer, SimulatedUser
-from devkit.replicas import ReplicaCluster, count_faults
-from devkit.sandbox import FAST_OUTBOX
+from devkit.replicas import count_faults
 from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter
 from devkit.throwaway_postgres import ThrowawayPostgres
 from storage.db import create_engine, migrate
 
 FAULTS = ("none", "replica-crash", "postgres-restart", "bot-api-errors", "same-moment")
-QUICK_FAULTS = ("same-moment",)
+QUICK_FAULTS = ("replica-crash", "same-moment")
 COORDINATOR = 990_001
 REPLICAS = 3
+#: The throughput part: these replica counts side by side, this many reporters.
+THROUGHPUT_REPLICAS = (1, 2)
+THROUGHPUT_REPORTERS = 100
 
 
 async def _report(server: FakeTelegramServer, user_id: int) -> str | BaseException:
@@ -52,28 +56,28 @@ async def _report(server: FakeTelegramServer, user_id: int) -> str | BaseExcepti
         return exc
 
 
-async def _halfway(cluster: ReplicaCluster, reporters: int) -> None:
+async def _halfway(cluster: ProcessReplicaCluster, reporters: int) -> None:
     """Until about a third of the run's updates were handled (a report is ~40)."""
     await cluster.server.wait_for(
         lambda _s: len(cluster.counter.handled) >= reporters * 12, timeout=600
     )
 
 
-async def _crash_one_replica(cluster: ReplicaCluster, reporters: int) -> str:
+async def _kill_one_replica(cluster: ProcessReplicaCluster, reporters: int) -> str:
     await _halfway(cluster, reporters)
-    await cluster.crash_and_replace(1)
-    return "replica 2 of 3 stopped abruptly and replaced"
+    pid = await cluster.kill_and_restart(1)
+    return f"kill -9 of replica 2 of 3 (pid {pid}), then a new process"
 
 
 async def _restart_postgres(
-    cluster: ReplicaCluster, reporters: int, postgres: ThrowawayPostgres
+    cluster: ProcessReplicaCluster, reporters: int, postgres: ThrowawayPostgres
 ) -> str:
     await _halfway(cluster, reporters)
     await postgres.restart()
     return "PostgreSQL restarted (pg_ctl restart -m fast)"
 
 
-async def _bot_api_errors(cluster: ReplicaCluster, reporters: int, calls: int = 200) -> str:
+async def _bot_api_errors(cluster: ProcessReplicaCluster, reporters: int, calls: int = 200) -> str:
     """One call in five fails (429 and 500 by turns) over the next ``calls`` calls."""
     await _halfway(cluster, reporters)
     server = cluster.server
@@ -107,32 +111,37 @@ async def _database(fault: str, workdir: Path) -> AsyncIterator[tuple[str, str |
         await postgres.stop()
 
 
-async def fault_run(fault: str, reporters: int, workdir: Path) -> dict[str, Any]:
-    keyring = create_key_file(workdir / f"keys-{fault}.json")
+async def fault_run(
+    fault: str, reporters: int, workdir: Path, replicas: int = REPLICAS
+) -> dict[str, Any]:
+    name = f"{fault}-{replicas}x{reporters}"
+    key_file = workdir / f"keys-{name}.json"
+    create_key_file(key_file)
     started = time.perf_counter()
     async with _database(fault, workdir) as (url, schema, postgres), FakeTelegramServer() as server:
         server.ensure_chat(COORDINATOR, first_name="Coordinator", language_code="ru")
-        cluster = ReplicaCluster(
-            server,
-            keyring,
-            url,
-            schema,
-            FAST_OUTBOX,
-            {"coordinator_ids": frozenset({COORDINATOR}), "intake_per_minute": 0},
-        )
-        await cluster.start(REPLICAS)
+        logs = workdir / f"replica-{name}"
+        cluster = ProcessReplicaCluster(server, key_file, url, schema, (COORDINATOR,), logs)
         try:
+            await cluster.start(replicas)
             cluster.proxy.duplicate = fault == "same-moment"
             first_update = server.last_update_id + 1
             injectors: dict[str, Callable[[], Awaitable[str]]] = {
-                "replica-crash": lambda: _crash_one_replica(cluster, reporters),
+                "replica-crash": lambda: _kill_one_replica(cluster, reporters),
                 "postgres-restart": lambda: _restart_postgres(cluster, reporters, postgres),
                 "bot-api-errors": lambda: _bot_api_errors(cluster, reporters),
             }
             injector = asyncio.create_task(injectors[fault]()) if fault in injectors else None
+            load_started = time.perf_counter()
+            cpu_before = cluster.cpu_seconds()
+            harness_before = time.process_time()
             results = await asyncio.gather(
                 *(_report(server, 920_000 + n) for n in range(reporters))
             )
+            load_seconds = time.perf_counter() - load_started
+            replica_cpu = cluster.cpu_seconds() - cpu_before
+            # The emulator, the reporters and the proxy: the other side of the two cores.
+            harness_cpu = time.process_time() - harness_before
             injected = "every update sent to two replicas" if cluster.proxy.duplicate else "-"
             if injector is not None:
                 if injector.done() and injector.exception() is None:
@@ -152,15 +161,24 @@ async def fault_run(fault: str, reporters: int, workdir: Path) -> dict[str, Any]
             with contextlib.suppress(TimeoutError):
                 await server.wait_for(lambda s: _notified(s) >= set(references), timeout=120)
             figures = await count_faults(cluster, references, COORDINATOR, first_update)
+            handled = len(cluster.counter.handled)
+            errors = cluster.error_lines()
         finally:
             await cluster.stop()
     return {
         "fault": fault,
-        "replicas": REPLICAS,
+        "replicas": replicas,
         "reporters": reporters,
         "injected": injected,
         **figures.as_dict(),
         "failures": failures[:5],
+        "replica_error_lines": errors[:5],
+        "load_seconds": round(load_seconds, 1),
+        "updates_handled": handled,
+        "updates_per_second": round(handled / load_seconds, 1),
+        "reports_per_minute": round(60 * len(references) / load_seconds, 1),
+        "replica_cpu_seconds": round(replica_cpu, 1),
+        "harness_cpu_seconds": round(harness_cpu, 1),
         "seconds": round(time.perf_counter() - started, 1),
     }
 
@@ -184,6 +202,50 @@ async def fault_runs(
         progress(f"  {run}")
         runs.append(run)
     return runs
+
+
+async def throughput_runs(
+    workdir: Path, progress: Callable[[str], None], reporters: int = THROUGHPUT_REPORTERS
+) -> list[dict[str, Any]]:
+    """No fault; 1 and 2 replica processes side by side, the same reporters."""
+    runs = []
+    for replicas in THROUGHPUT_REPLICAS:
+        progress(f"replicas: {replicas} webhook replica process(es), {reporters} reporters")
+        run = await fault_run("none", reporters, workdir, replicas)
+        progress(f"  {run}")
+        runs.append(run)
+    return runs
+
+
+def throughput_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
+    header = [
+        "replicas",
+        "reporters",
+        "reports completed",
+        "updates",
+        "load s",
+        "updates/s",
+        "reports/min",
+        "replica CPU s",
+        "harness CPU s",
+        "lost / twice",
+    ]
+    rows = [
+        [
+            str(run["replicas"]),
+            str(run["reporters"]),
+            f"{run['reports_completed']}/{run['reporters']}",
+            str(run["updates_handled"]),
+            str(run["load_seconds"]),
+            str(run["updates_per_second"]),
+            str(run["reports_per_minute"]),
+            str(run["replica_cpu_seconds"]),
+            str(run["harness_cpu_seconds"]),
+            f"{run['updates_lost']} / {run['updates_handled_twice']}",
+        ]
+        for run in runs
+    ]
+    return header, rows
 
 
 def fault_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:

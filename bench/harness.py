@@ -12,7 +12,10 @@ import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.process
+import os
 import random
+import signal
+from collections import Counter
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -59,8 +62,15 @@ class BotProcess:
         log_path: Path,
         profile_path: Path | None = None,
         tasks_limit: int | None = None,
+        extra_argv: tuple[str, ...] = (),
+        handled: Counter[int] | None = None,
     ) -> None:
         self.mode = mode
+        self.extra_argv = extra_argv
+        #: webhook mode: how often a handler ran to the end, per update id
+        self.handled = handled
+        #: webhook mode: the port the replica listens on
+        self.port = 0
         self.tasks_limit = tasks_limit
         self.server = server
         self.database = database
@@ -98,7 +108,7 @@ class BotProcess:
             argv += ["--profile", str(self.profile_path)]
         if self.tasks_limit is not None:
             argv += ["--tasks-limit", str(self.tasks_limit)]
-        return argv
+        return argv + list(self.extra_argv)
 
     async def start(self) -> None:
         context = multiprocessing.get_context("forkserver")
@@ -162,7 +172,11 @@ class BotProcess:
             waiter = self._waiters.pop(update_id, None)
             if waiter is not None and not waiter.done():
                 waiter.set_result(done)
+        elif parts[0] == "handled" and len(parts) == 2 and self.handled is not None:
+            self.handled[int(parts[1])] += 1
         elif parts[0] == "ready":
+            if len(parts) == 2:
+                self.port = int(parts[1])
             self._ready.set()
 
     def _close(self) -> None:
@@ -221,6 +235,21 @@ class BotProcess:
                 with contextlib.suppress(ProcessLookupError):
                     process.kill()
                 await asyncio.wait_for(self._exited.wait(), STOP_TIMEOUT)
+        process.join(timeout=5)
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        return process.exitcode
+
+    async def kill(self) -> int | None:
+        """``kill -9`` (SIGKILL to its pid): no shutdown code runs, its connections drop."""
+        process = self.process
+        if process is None:
+            return None
+        if not self._exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+            await asyncio.wait_for(self._exited.wait(), STOP_TIMEOUT)
         process.join(timeout=5)
         if self._conn is not None:
             self._conn.close()

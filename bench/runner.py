@@ -18,7 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import POSTGRES_URL, RESULTS_DIR, BenchError, machine_info, postgres_problem
-from bench.faults import FAULTS, QUICK_FAULTS, fault_rows, fault_runs
+from bench.faults import (
+    FAULTS,
+    QUICK_FAULTS,
+    fault_rows,
+    fault_runs,
+    throughput_rows,
+    throughput_runs,
+)
 from bench.harness import Step
 from bench.intake import load_group
 from bench.report import (
@@ -128,7 +135,9 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 )
             ):
                 _log(f"  fault {run['fault']}: something was lost or repeated (see the table)")
-    if args.only not in ("intake", "faults"):
+    if args.only in (None, "faults", "replicas") and "postgres" in backends and not args.quick:
+        results["replicas"] = await throughput_runs(workdir, _log)
+    if args.only not in ("intake", "faults", "replicas"):
         for backend in backends:
             _log(f"staff side on {backend}: {', '.join(map(str, sizes))} cases")
             results["staff"] += await staff_runs(
@@ -169,7 +178,12 @@ def _print_tables(results: dict[str, Any]) -> str:
         parts.append(markdown_table(header, rows))
     if results.get("faults"):
         header, rows = fault_rows(results["faults"])
-        print("\nFaults (3 webhook replicas on PostgreSQL behind a redelivering proxy)")
+        print("\nFaults (3 webhook replica processes on PostgreSQL, a redelivering proxy)")
+        print(text_table(header, rows))
+        parts.append(markdown_table(header, rows))
+    if results.get("replicas"):
+        header, rows = throughput_rows(results["replicas"])
+        print("\nReplicas side by side (webhook replica processes on PostgreSQL, no fault)")
         print(text_table(header, rows))
         parts.append(markdown_table(header, rows))
     header, rows = targets_table(results["targets"])
@@ -209,6 +223,7 @@ def main(args: argparse.Namespace) -> int:
         "intake": [],
         "staff": [],
         "faults": [],
+        "replicas": [],
         "skipped": [],
         "broken": [],
         "targets": [],

@@ -1,13 +1,14 @@
 """Several webhook replicas on one PostgreSQL database, behind a round-robin proxy.
 
-For the fault tests and the ``faults`` section of the benchmark. Each replica is
-the real dispatcher behind ``build_webhook_app``, with its own engine (pool) and
-HTTP server, in this process. The proxy stands in for the load balancer and for
-Telegram's delivery: it passes each update to the next replica and, as
-Telegram does, delivers it again (to the next one) after a 5xx or a dropped
-connection. With ``duplicate`` it sends every update to two replicas at the
-same moment (fault d). ``handled`` counts, per update id, how often a handler
-ran to the end, over all replicas.
+For the fault tests (``ReplicaCluster``: each replica is the real dispatcher
+behind ``build_webhook_app``, with its own engine (pool) and HTTP server, in
+this process) and the ``faults`` section of the benchmark (the same proxy in
+front of replica processes, ``bench/replica_procs.py``). The proxy stands in
+for the load balancer and for Telegram's delivery: it passes each update to
+the next replica and, as Telegram does, delivers it again (to the next one)
+after a 5xx or a dropped connection. With ``duplicate`` it sends every update
+to two replicas at the same moment (fault d). ``handled`` counts, per update
+id, how often a handler ran to the end, over all replicas.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import itertools
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 from aiogram import BaseMiddleware, Bot, Dispatcher
@@ -178,15 +179,9 @@ class ReplicaCluster:
         host, port = runner.addresses[0][:2]
         return Replica(engine, bot, dispatcher, runner, f"http://{host}:{port}{PATH}")
 
-    async def crash_and_replace(self, index: int) -> None:
-        """Stop replica ``index`` abruptly (its connections dropped, the updates it was
-        handling cancelled mid-transaction) and start a new one in its place."""
-        old = self.replicas[index]
-        await old.runner.cleanup()
-        await old.bot.session.close()
-        await old.engine.dispose()
-        self.replicas[index] = await self._start_replica()
-        self.proxy.targets = [replica.url for replica in self.replicas]
+    @property
+    def database_engine(self) -> AsyncEngine:
+        return self.replicas[0].engine
 
     async def stop(self) -> None:
         for replica in self.replicas:
@@ -195,6 +190,23 @@ class ReplicaCluster:
             await replica.engine.dispose()
         self.replicas = []
         await self.proxy.stop()
+
+
+class CountedCluster(Protocol):
+    """What ``count_faults`` reads: replicas in this process or in their own
+    (``bench/replica_procs.py``)."""
+
+    @property
+    def server(self) -> FakeTelegramServer: ...
+
+    @property
+    def counter(self) -> HandledCounter: ...
+
+    @property
+    def proxy(self) -> RoundRobinProxy: ...
+
+    @property
+    def database_engine(self) -> AsyncEngine: ...
 
 
 @dataclass(frozen=True)
@@ -220,7 +232,7 @@ class FaultFigures:
 
 
 async def count_faults(
-    cluster: ReplicaCluster, references: list[str], coordinator_id: int, first_update: int
+    cluster: CountedCluster, references: list[str], coordinator_id: int, first_update: int
 ) -> FaultFigures:
     """Counts from the emulator (what Telegram sent and received) and the database.
 
@@ -233,7 +245,7 @@ async def count_faults(
 
     server = cluster.server
     sent = set(range(first_update, server.last_update_id + 1))
-    maker = create_sessionmaker(cluster.replicas[0].engine)
+    maker = create_sessionmaker(cluster.database_engine)
     async with maker() as session:
         committed = set(await session.scalars(select(HandledUpdate.update_id)))
     notices = [

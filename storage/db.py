@@ -100,14 +100,26 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 def is_transient_failure(exc: BaseException) -> bool:
     """A failure of the database connection rather than of the work: worth trying again.
 
-    A dropped or refused connection, a server restarting, an exhausted pool,
-    SQLite's "database is locked", a deadlock.
+    A dropped or refused connection (also the statement after one dropped inside
+    a transaction), a server restarting, an exhausted pool, SQLite's "database is
+    locked", a deadlock.
     """
-    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, StatementError
+    from sqlalchemy.exc import (
+        DBAPIError,
+        InterfaceError,
+        OperationalError,
+        PendingRollbackError,
+        StatementError,
+    )
     from sqlalchemy.exc import TimeoutError as PoolTimeout
 
     if isinstance(exc, PoolTimeout | OSError | TimeoutError):
         return True
+    if isinstance(exc, PendingRollbackError):
+        # 8s2b: the next statement on a connection the server dropped inside a
+        # transaction. (7s2a, the session's "rolled back by an earlier error", is
+        # judged by that earlier error, not here.)
+        return exc.code == "8s2b"
     if isinstance(exc, StatementError) and not isinstance(exc, DBAPIError):
         # e.g. a flush that could not connect: the cause is what counts.
         return isinstance(exc.orig, BaseException) and is_transient_failure(exc.orig)

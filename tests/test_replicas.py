@@ -332,3 +332,29 @@ def test_passing_database_failures_are_told_from_bugs() -> None:
     assert not is_transient_failure(IntegrityError("INSERT", {}, ValueError("duplicate")))
     assert not is_transient_failure(StatementError("flush", "INSERT", {}, ValueError("bad")))
     assert not is_transient_failure(KeyError("a bug"))
+
+
+@ON_POSTGRES
+async def test_a_connection_dropped_inside_a_transaction_stays_a_passing_failure(
+    database: Database,
+) -> None:
+    """After the server drops a connection in the middle of a transaction, the next
+    statement on it raises ``PendingRollbackError`` (not a ``DBAPIError``). It is
+    still a passing failure, answered 500 and delivered again, not lost (the
+    faults section's PostgreSQL restart with replica processes lost 5 updates)."""
+    from sqlalchemy.exc import DBAPIError, PendingRollbackError
+
+    from storage.db import is_transient_failure
+
+    async with database.engine.connect() as conn:
+        pid = await conn.scalar(select(func.pg_backend_pid()))
+        async with database.engine.connect() as other:
+            await other.execute(select(func.pg_terminate_backend(pid)))
+        with pytest.raises(DBAPIError) as dropped:
+            await conn.execute(select(1))
+        with pytest.raises(PendingRollbackError) as pending:
+            await conn.execute(select(1))
+    assert is_transient_failure(dropped.value)
+    assert is_transient_failure(pending.value)
+    # The session's own "rolled back by a previous error" is not one: its cause was.
+    assert not is_transient_failure(PendingRollbackError("flush failed", code="7s2a"))
