@@ -50,6 +50,32 @@ def _insert(session: AsyncSession) -> Callable[..., Any]:
     return postgresql.insert if dialect == "postgresql" else sqlite.insert
 
 
+def _count(
+    session: AsyncSession,
+    kind: str,
+    window: timedelta,
+    key: bytes,
+    amount: int,
+    now: datetime | None,
+    most: int | None = None,
+) -> Any:
+    """The one upsert of a counter: add ``amount`` (only while it stays within
+    ``most``, when given), returning the amount so far, or no row if refused."""
+    start = window_start(now or utcnow(), window)
+    return (
+        _insert(session)(AbuseCounter)
+        .values(
+            kind=kind, key_index=key, window_start=start, expires_at=start + window, amount=amount
+        )
+        .on_conflict_do_update(
+            index_elements=[AbuseCounter.kind, AbuseCounter.key_index, AbuseCounter.window_start],
+            set_={"amount": AbuseCounter.amount + amount},
+            where=None if most is None else AbuseCounter.amount + amount <= most,
+        )
+        .returning(AbuseCounter.amount)
+    )
+
+
 async def take(
     session: AsyncSession,
     limit: Limit,
@@ -64,23 +90,7 @@ async def take(
         raise ValueError("amount must not be negative")
     if amount > limit.most:
         return False
-    start = window_start(now or utcnow(), limit.window)
-    statement = (
-        _insert(session)(AbuseCounter)
-        .values(
-            kind=limit.kind,
-            key_index=key,
-            window_start=start,
-            expires_at=start + limit.window,
-            amount=amount,
-        )
-        .on_conflict_do_update(
-            index_elements=[AbuseCounter.kind, AbuseCounter.key_index, AbuseCounter.window_start],
-            set_={"amount": AbuseCounter.amount + amount},
-            where=AbuseCounter.amount + amount <= limit.most,
-        )
-        .returning(AbuseCounter.amount)
-    )
+    statement = _count(session, limit.kind, limit.window, key, amount, now, most=limit.most)
     return (await session.execute(statement)).first() is not None
 
 
@@ -97,16 +107,7 @@ async def add(
     For limits that answer differently the first time they are passed (flood
     control warns once, then keeps silent) and so must see past them.
     """
-    start = window_start(now or utcnow(), window)
-    statement = (
-        _insert(session)(AbuseCounter)
-        .values(kind=kind, key_index=key, window_start=start, expires_at=start + window, amount=1)
-        .on_conflict_do_update(
-            index_elements=[AbuseCounter.kind, AbuseCounter.key_index, AbuseCounter.window_start],
-            set_={"amount": AbuseCounter.amount + 1},
-        )
-        .returning(AbuseCounter.amount)
-    )
+    statement = _count(session, kind, window, key, 1, now)
     return int((await session.execute(statement)).scalar_one())
 
 
