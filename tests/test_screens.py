@@ -26,7 +26,8 @@ from bot.notifications import Notice, NoticeKind, render_notice
 from bot.questionnaire import Draft, QuestionType, RejectReason, Stage
 from bot.text import N_
 from devkit.scripted_reporter import FULL_PLAN
-from handlers.common.fallback import IDLE_DELETED, IDLE_NOT_SAVED, STALE_BUTTON
+from handlers.common.fallback import IDLE_DELETED, IDLE_NOT_SAVED
+from handlers.common.reader import STALE_BUTTON
 from handlers.reporter.commands import FIRST_CONTACT_HELP, help_text, status_text
 from handlers.reporter.forget import forget_screen_text
 from handlers.reporter.questions import DISCARDED

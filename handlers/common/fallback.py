@@ -8,11 +8,11 @@ is stored or logged, and the answer says so and shows how to report.
 from __future__ import annotations
 
 from aiogram import Bot, Router
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import Message
 
 from bot.config import Settings
 from bot.text import N_
-from handlers.common.reader import for_reader
+from handlers.common.reader import for_reader, stale_button
 from handlers.reporter.conversation import wipe
 from storage.models import User
 
@@ -21,7 +21,6 @@ IDLE_DELETED = N_(
     "To send a report, press /start."
 )
 IDLE_NOT_SAVED = N_("Your message was not saved. To send a report, press /start.")
-STALE_BUTTON = N_("This button is no longer active.")
 
 
 async def idle_message(
@@ -30,10 +29,6 @@ async def idle_message(
     await wipe(bot, settings, message.chat.id, [message.message_id])
     text = IDLE_DELETED if settings.wipe_chat else IDLE_NOT_SAVED
     await message.answer(for_reader(user.language if user else None, lambda tr: tr(text)))
-
-
-async def stale_button(query: CallbackQuery, user: User | None = None) -> None:
-    await query.answer(for_reader(user.language if user else None, lambda tr: tr(STALE_BUTTON)))
 
 
 def build_router() -> Router:

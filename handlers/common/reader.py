@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from aiogram.types import CallbackQuery
 from aiogram.utils.i18n import get_i18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.i18n import LANGUAGES, Translate, in_both_languages
+from bot.text import N_
 from storage.models import User
 
 
@@ -24,3 +26,11 @@ def for_reader(language: str | None, render: Callable[[Translate], str]) -> str:
     if language in LANGUAGES:
         return render(_)
     return in_both_languages(get_i18n(), render)
+
+
+STALE_BUTTON = N_("This button is no longer active.")
+
+
+async def stale_button(query: CallbackQuery, user: User | None = None) -> None:
+    """A press of a button that no longer does anything (or forged data)."""
+    await query.answer(for_reader(user.language if user else None, lambda tr: tr(STALE_BUTTON)))

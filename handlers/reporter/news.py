@@ -38,8 +38,7 @@ from bot.intake.news import (
     takes_files,
     write_words,
 )
-from bot.text import N_
-from handlers.common.reader import for_reader
+from handlers.common.reader import STALE_BUTTON, stale_button
 from handlers.reporter.conversation import wipe
 from handlers.reporter.evidence import FILE_MESSAGE, incoming_of, limits_of, receive, refusal_text
 from handlers.reporter.news_screens import (
@@ -57,8 +56,6 @@ from storage.unit_of_work import commit_now
 
 if TYPE_CHECKING:
     from bot.background import BackgroundTasks
-
-STALE = N_("This button is no longer active.")
 
 
 class NewsPending(Filter):
@@ -156,7 +153,7 @@ async def start_news(
         await check_limits(case_service.session, case, limits_from(settings), now)
     except AccessDenied:
         # A forged press may come from someone who has not chosen a language yet.
-        await query.answer(for_reader(user.language, lambda tr: tr(STALE)), show_alert=True)
+        await stale_button(query, user)
         return
     except NewsLimitReached as refused:
         await query.answer(_(LIMIT_TEXTS[refused.reason]), show_alert=True)
@@ -191,7 +188,7 @@ async def kind_pressed(
     settings: Settings,
 ) -> None:
     if not choose_kind(draft, callback_data.code) or query.message is None:
-        await query.answer(_(STALE))
+        await query.answer(_(STALE_BUTTON))
         return
     await query.answer()
     await _show(bot, settings, state, query.message.chat.id, draft, pressed=query.message)
@@ -223,7 +220,7 @@ async def action_pressed(
         return
     moved = (action == "skip" and skip_words(draft)) or (action == "done" and finish_files(draft))
     if not moved:
-        await query.answer(_(STALE))
+        await query.answer(_(STALE_BUTTON))
         return
     await query.answer()
     await _show(bot, settings, state, chat_id, draft, pressed=query.message)
@@ -250,7 +247,7 @@ async def _send(
         await query.answer(_(LIMIT_TEXTS[refused.reason]), show_alert=True)
         return
     except AccessDenied:
-        await query.answer(_(STALE), show_alert=True)
+        await query.answer(_(STALE_BUTTON), show_alert=True)
         await _end(bot, settings, state, chat_id, draft, case_service, user, query.message)
         return
     await query.answer()
@@ -326,7 +323,7 @@ async def sent_file(
         )
         data_key = await case_service.cases.data_key(case)
     except (AccessDenied, LookupError):
-        await _reprompt(message, state, draft, _(STALE))
+        await _reprompt(message, state, draft, _(STALE_BUTTON))
         return
     result = await receive(
         bot,
