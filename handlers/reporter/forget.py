@@ -8,7 +8,6 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.service import CaseService
 from bot.config import Settings
@@ -19,7 +18,6 @@ from bot.text import N_
 from handlers.common.reader import for_reader, has_language
 from handlers.reporter.conversation import discard_draft_evidence, wipe
 from handlers.reporter.news import drop_news
-from storage.crypto import KeyRing
 from storage.models import User
 
 
@@ -49,8 +47,6 @@ async def forget_command(
     message: Message,
     state: FSMContext,
     user: User,
-    session: AsyncSession,
-    keyring: KeyRing,
     case_service: CaseService,
     bot: Bot,
     settings: Settings,
@@ -61,9 +57,7 @@ async def forget_command(
     if not has_language(user):
         # No report can have been written before a language was chosen, so there is
         # nothing to weigh up, and a confirmation in two languages would be long.
-        await _forget(
-            message.chat.id, intake, state, user, session, keyring, case_service, bot, settings
-        )
+        await _forget(message.chat.id, intake, state, user, case_service, bot, settings)
         return
     rows = [
         [
@@ -72,7 +66,7 @@ async def forget_command(
             )
         ]
     ]
-    can_withdraw = await withdrawable(session, user) > 0
+    can_withdraw = await withdrawable(case_service.session, user) > 0
     if can_withdraw:
         rows.append(
             [
@@ -102,8 +96,6 @@ async def forget_choice(
     callback_data: ForgetChoice,
     state: FSMContext,
     user: User,
-    session: AsyncSession,
-    keyring: KeyRing,
     case_service: CaseService,
     bot: Bot,
     settings: Settings,
@@ -122,8 +114,6 @@ async def forget_choice(
         intake,
         state,
         user,
-        session,
-        keyring,
         case_service,
         bot,
         settings,
@@ -136,8 +126,6 @@ async def _forget(
     intake: IntakeState,
     state: FSMContext,
     user: User,
-    session: AsyncSession,
-    keyring: KeyRing,
     case_service: CaseService,
     bot: Bot,
     settings: Settings,
@@ -146,7 +134,8 @@ async def _forget(
 ) -> None:
     language = user.language  # the row may be deleted below
     news_messages = await drop_news(state, case_service, user)
-    report = await forget_reporter(session, keyring, user, withdraw=withdraw)
+    session = case_service.session
+    report = await forget_reporter(session, case_service.keyring, user, withdraw=withdraw)
     await discard_draft_evidence(intake)
     await state.clear()
     await session.commit()
