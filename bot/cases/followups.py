@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.cases.policy import Action, is_allowed
-from bot.cases.service import AccessDenied, CaseService
+from bot.cases.service import AccessDenied, CaseService, message_context
 from bot.cases.stats import count_news
 from bot.cases.workflow import Status, WorkflowError
 from bot.custody import issue_receipts
@@ -30,7 +30,7 @@ from bot.intake.news import URGENT_NEWS, NewsKind, NewsRecord
 from bot.notifications import Notice, NoticeKind, coordinators, enqueue
 from bot.text import N_
 from storage import audit
-from storage.crypto import DataKey, DecryptionError, FieldContext, KeyRing
+from storage.crypto import DataKey, DecryptionError, KeyRing
 from storage.evidence import EvidenceRepository
 from storage.models import Case, CaseEvent, CaseMessage, User
 from storage.repositories import CaseRepository
@@ -102,10 +102,6 @@ async def check_limits(
         raise NewsLimitReached(LimitReason.DAY)
 
 
-def _message_context(message_id: uuid.UUID) -> FieldContext:
-    return FieldContext("case_messages", "body_sealed", message_id)
-
-
 async def _kinds_reported(session: AsyncSession, case: Case, data_key: DataKey) -> set[NewsKind]:
     rows = await session.scalars(
         select(CaseMessage).where(CaseMessage.case_id == case.id, CaseMessage.kind == NEWS_MESSAGE)
@@ -113,7 +109,7 @@ async def _kinds_reported(session: AsyncSession, case: Case, data_key: DataKey) 
     kinds: set[NewsKind] = set()
     for row in rows:
         try:
-            opened = data_key.open(row.body_sealed, _message_context(row.id)).decode()
+            opened = data_key.open(row.body_sealed, message_context(row.id)).decode()
         except DecryptionError:
             continue
         record = NewsRecord.from_json(opened)
@@ -156,7 +152,7 @@ async def record_news(
             kind=NEWS_MESSAGE,
             author_id=None,
             created_at=now,
-            body_sealed=data_key.seal(sealed, _message_context(message_id)),
+            body_sealed=data_key.seal(sealed, message_context(message_id)),
         )
     )
     was = case.status

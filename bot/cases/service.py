@@ -27,6 +27,11 @@ MESSAGE_LIMIT = 3000
 REPORTER_ANSWERED = "reporter_answered"
 
 
+def message_context(message_id: uuid.UUID) -> FieldContext:
+    """The associated data a case message (note, question, reply, news) is sealed with."""
+    return FieldContext("case_messages", "body_sealed", message_id)
+
+
 class AccessDenied(Exception):
     """Unknown case or not allowed: the same answer, so existence does not leak."""
 
@@ -154,9 +159,7 @@ class CaseService:
                 row.kind,
                 row.author_id,
                 row.created_at,
-                data_key.open(
-                    row.body_sealed, FieldContext("case_messages", "body_sealed", row.id)
-                ).decode(),
+                data_key.open(row.body_sealed, message_context(row.id)).decode(),
             )
             for row in rows
         ]
@@ -318,9 +321,7 @@ class CaseService:
                 case_id=case.id,
                 kind=kind,
                 author_id=author.id if author else None,
-                body_sealed=data_key.seal(
-                    body.encode(), FieldContext("case_messages", "body_sealed", message_id)
-                ),
+                body_sealed=data_key.seal(body.encode(), message_context(message_id)),
             )
         )
 
