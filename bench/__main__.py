@@ -66,6 +66,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="reporters in each run of the faults section (default: 50; 10 in --quick)",
     )
     parser.add_argument(
+        "--event-loop",
+        choices=("auto", "asyncio", "uvloop"),
+        default="auto",
+        help="the intake bot's event loop (default: as deployed, uvloop when installed)",
+    )
+    parser.add_argument(
+        "--json-codec",
+        choices=("auto", "stdlib", "orjson"),
+        default="auto",
+        help="the intake bot's JSON codec for the Bot API (default: orjson when installed)",
+    )
+    parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"
     )
     parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/...)")

@@ -175,6 +175,8 @@ def _intake_bot(args: argparse.Namespace) -> tuple[Bot, Dispatcher, AsyncEngine]
         rate_limit=0,
         intake_per_minute=0,
         log_level="INFO",
+        event_loop=args.event_loop,
+        json_codec=args.json_codec,
     )
     configure_logging(settings.log_level)
     keyring = KeyRing(load_key_file(settings.key_file))
@@ -223,8 +225,12 @@ async def run(args: argparse.Namespace, channel: _Channel) -> None:
     engine: AsyncEngine | None = None
     if args.mode == "echo":
         logging.basicConfig(level=logging.WARNING)
+        from bot.speedups import json_codec
+
         api = TelegramAPIServer.from_base(args.api_url)
-        bot = Bot(args.token, session=AiohttpSession(api=api))
+        loads, dumps = json_codec(args.json_codec)
+        session = AiohttpSession(api=api, json_loads=loads, json_dumps=dumps)
+        bot = Bot(args.token, session=session)
         dispatcher = _echo_dispatcher()
     else:
         bot, dispatcher, engine = _intake_bot(args)
@@ -278,6 +284,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--fast-outbox", action="store_true", help="devkit.sandbox.FAST_OUTBOX (tests' timings)"
     )
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
+    parser.add_argument("--json-codec", choices=("auto", "stdlib", "orjson"), default="auto")
     parser.add_argument(
         "--tasks-limit", type=int, default=None, help="tasks_concurrency_limit (default: none)"
     )
@@ -285,14 +293,20 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def _run_profiled(args: argparse.Namespace, channel: _Channel) -> None:
+    from bot.speedups import loop_factory
+
+    def run_bot() -> None:
+        with asyncio.Runner(loop_factory=loop_factory(args.event_loop)) as runner:
+            runner.run(run(args, channel))
+
     if not args.profile:
-        asyncio.run(run(args, channel))
+        run_bot()
         return
     # CPU time, not wall time: the machine may be shared with other work.
     profiler = cProfile.Profile(time.process_time)
     profiler.enable()
     try:
-        asyncio.run(run(args, channel))
+        run_bot()
     finally:
         profiler.disable()
         profiler.dump_stats(args.profile)

@@ -36,6 +36,7 @@ from bench.common import (
 )
 from bench.harness import Answers, BotProcess, ProbedUser, Step
 from bench.workload import plan_answers
+from bot.speedups import EventLoopChoice, JsonCodecChoice, event_loop_name, json_codec_name
 from devkit.emulator import FakeTelegramServer
 from devkit.scripted_reporter import _I18N as reporter_i18n
 from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter
@@ -62,6 +63,26 @@ ANSWER_METHODS = frozenset(
 )
 
 _run_ids = itertools.count(1)
+
+
+@dataclass(frozen=True, slots=True)
+class Speed:
+    """The event loop and JSON codec a bot process runs with (bot/speedups.py)."""
+
+    event_loop: EventLoopChoice = "auto"
+    json_codec: JsonCodecChoice = "auto"
+
+    def argv(self) -> tuple[str, ...]:
+        return ("--event-loop", self.event_loop, "--json-codec", self.json_codec)
+
+    @property
+    def label(self) -> str:
+        """What it means on this machine, e.g. ``uvloop+orjson``."""
+        return f"{event_loop_name(self.event_loop)}+{json_codec_name(self.json_codec)}"
+
+
+#: The anchor: aiogram as it comes, the standard library's loop and json.
+PLAIN = Speed("asyncio", "stdlib")
 
 
 def step_timeout(reporters: int) -> float:
@@ -93,12 +114,17 @@ class LoadRun:
     failures: list[str] | None = None
     bot_errors: list[str] | None = None
     api_calls: dict[str, int] | None = None
+    speed: Speed = PLAIN
 
     @property
     def variant(self) -> str:
-        """ "" for the bot as deployed (and the echo bot), else how this run differs."""
+        """ "" for the bot as deployed (and the plain echo bot), else how this run differs.
+
+        The second echo bot runs with the intake bot's loop and codec: its variant
+        names them, and the intake bot's ratio is taken against it.
+        """
         if self.bot != "intake":
-            return ""
+            return "" if self.speed.label == PLAIN.label else self.speed.label
         if self.think:
             return "paced"
         return "" if self.tasks_limit else "unlimited"
@@ -113,6 +139,7 @@ class LoadRun:
         return {
             "bot": self.bot,
             "variant": self.variant,
+            "speed": self.speed.label,
             "backend": self.backend,
             "reporters": self.reporters,
             "think_s": list(self.think) if self.think else None,
@@ -281,6 +308,7 @@ class _Target:
     bot: BotProcess
     database: Database | None = None
     keyring: KeyRing | None = None
+    speed: Speed = PLAIN
 
 
 async def load_group(
@@ -294,8 +322,12 @@ async def load_group(
     think: tuple[float, float] | None = None,
     echo: bool = True,
     tasks_limit: int | None = None,
+    speed: Speed | None = None,
 ) -> list[LoadRun]:
     """Intake runs on each backend, then the echo baseline, all with ``reporters`` users.
+
+    ``speed``: the intake bot's loop and codec (default: as deployed). The plain
+    echo bot (``PLAIN``) always runs; a second echo bot with ``speed`` too when it differs.
 
     The bot processes start together; then each is measured alone while the
     others sit idle in a long poll. With ``think`` every reporter waits that many
@@ -303,8 +335,14 @@ async def load_group(
     """
     results: list[LoadRun] = []
     async with contextlib.AsyncExitStack() as stack:
+        speed = speed or Speed()
+        runs: list[tuple[str | None, Speed]] = [(backend, speed) for backend in backends]
+        if echo:
+            runs.append((None, PLAIN))
+            if speed.label != PLAIN.label:
+                runs.append((None, speed))
         targets: list[_Target] = []
-        for backend in [*backends, None] if echo else backends:
+        for backend, run_speed in runs:
             name = f"{'echo' if backend is None else 'intake_' + backend}_{reporters}"
             name += f"_{next(_run_ids)}"
             limit = None if backend is None else tasks_limit
@@ -325,9 +363,10 @@ async def load_group(
                 log_path=workdir / f"{name}.log",
                 profile_path=profile_dir / f"{name}.prof" if profile_dir else None,
                 tasks_limit=limit,
+                extra_argv=run_speed.argv(),
             )
             stack.push_async_callback(bot.stop)
-            targets.append(_Target(name, server, bot, database, keyring))
+            targets.append(_Target(name, server, bot, database, keyring, run_speed))
         # The bots compile the translations when they start; so does the reporters'
         # reading of the screen, so that both use the same catalogues even if they
         # were edited since this process started.
@@ -414,6 +453,7 @@ async def _intake(
         failures,
         bot.error_lines(),
         measured.api_calls,
+        target.speed,
     )
 
 
@@ -489,4 +529,5 @@ async def _echo(target: _Target, reporters: int, script: list[Step]) -> LoadRun:
         missing,
         script,
         api_calls=measured.api_calls,
+        speed=target.speed,
     )

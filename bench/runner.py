@@ -27,10 +27,11 @@ from bench.faults import (
     throughput_runs,
 )
 from bench.harness import Step
-from bench.intake import load_group
+from bench.intake import Speed, load_group
 from bench.report import (
     intake_rows,
     markdown_table,
+    ratios,
     staff_rows,
     targets,
     targets_table,
@@ -71,6 +72,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
     reporters: list[int] = results["reporters"]
     sizes: list[int] = results["sizes"]
     profile: Path | None = args.profile
+    speed = Speed(args.event_loop, args.json_codec)
     if args.only in (None, "intake"):
         script: list[Step] | None = None
         for count in reporters:
@@ -83,6 +85,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 profile_dir=profile,
                 progress=_log,
                 tasks_limit=UPDATE_CONCURRENCY,
+                speed=speed,
             ):
                 script = run.script
                 _record(results, run.as_dict())
@@ -100,6 +103,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 progress=_log,
                 echo=False,
                 tasks_limit=None,
+                speed=speed,
             ):
                 _record(results, run.as_dict())
         if args.paced:
@@ -114,6 +118,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 think=PACED_THINK,
                 echo=False,
                 tasks_limit=UPDATE_CONCURRENCY,
+                speed=speed,
             ):
                 _record(results, run.as_dict())
     if args.only in (None, "faults") and "postgres" in backends:
@@ -197,6 +202,7 @@ def render(path: Path) -> int:
     """Print an earlier run's tables again, its targets checked anew; rewrite its files."""
     results = json.loads(path.read_text(encoding="utf-8"))
     results["targets"] = targets(results, results["backends"])
+    results["ratio"] = ratios(results)
     markdown = _print_tables(results)
     write_json(path, results)
     path.with_suffix(".md").write_text(markdown, encoding="utf-8")
@@ -220,6 +226,7 @@ def main(args: argparse.Namespace) -> int:
         "production_tasks_concurrency_limit": UPDATE_CONCURRENCY,
         "sizes": args.sizes,
         "postgres_url": POSTGRES_URL if "postgres" in backends else None,
+        "speed": Speed(args.event_loop, args.json_codec).label,
         "intake": [],
         "staff": [],
         "faults": [],
@@ -256,6 +263,7 @@ def main(args: argparse.Namespace) -> int:
     failed = failed or bool(results["broken"])
     results["failed"] = failed
     results["targets"] = targets(results, results["backends"])
+    results["ratio"] = ratios(results)
     markdown = _print_tables(results)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     output = args.output or RESULTS_DIR / f"{stamp}-{results['kind']}.json"

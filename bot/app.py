@@ -17,6 +17,7 @@ from bot.cases.stats import fill_tally
 from bot.config import UPDATE_CONCURRENCY, RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
 from bot.logs import loop_exception_handler
+from bot.speedups import loop_factory
 from storage.audit import ChainBroken, redact_reporters
 from storage.crypto import KeyRing
 from storage.crypto.keyfile import KeyFileError
@@ -167,4 +168,5 @@ async def _run(settings: Settings) -> None:
 
 
 def run_blocking(settings: Settings) -> None:
-    asyncio.run(run(settings))
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        runner.run(run(settings))

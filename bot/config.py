@@ -13,6 +13,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from bot.speedups import EventLoopChoice, JsonCodecChoice, installed
+
 OFFICIAL_API_URL = "https://api.telegram.org"
 
 #: Updates handled at once by one process, in polling and webhook mode alike:
@@ -85,6 +87,9 @@ class Settings(BaseSettings):
     # (Telegram lets a bot delete its messages for 48 hours only).
     staff_unlock_minutes: int = Field(default=15, ge=1, le=24 * 60)
     staff_view_ttl_minutes: int = Field(default=30, ge=1, le=47 * 60)
+    # The `speed` extra (bot/speedups.py): "auto" uses each when it is installed.
+    event_loop: EventLoopChoice = "auto"
+    json_codec: JsonCodecChoice = "auto"
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
@@ -117,6 +122,13 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("event_loop", "json_codec")
+    @classmethod
+    def _installed(cls, value: str) -> str:
+        if value in ("uvloop", "orjson") and not installed(value):
+            raise ValueError(f"{value} is not installed: pip install 'intake-bot[speed]'")
+        return value
 
     @model_validator(mode="after")
     def _webhook_complete(self) -> Settings:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.default import DefaultBotProperties
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.exceptions import TelegramBadRequest
+from aiogram.exceptions import TelegramBadRequest, TelegramNetworkError
 from aiogram.methods import AnswerCallbackQuery
 from aiogram.methods.base import Response, TelegramMethod, TelegramType
+from aiogram.types import InputFile
+from aiohttp import ClientError, ClientTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.background import BackgroundTasks, CommandMenus
@@ -24,6 +26,7 @@ from bot.logs import UpdateLogMiddleware
 from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
 from bot.replicas import SharedChatLock, SharedDeduplicator, SharedFloodControl
+from bot.speedups import json_codec
 from bot.staff_lock.pin import PinHasher
 from handlers import build_root_router
 from handlers.common.errors import on_error
@@ -32,6 +35,8 @@ from handlers.staff.menu import set_staff_commands
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
 from storage.models import utcnow
+
+_JSON_CONTENT = {"Content-Type": "application/json"}
 
 
 class BotApiSession(AiohttpSession):
@@ -60,6 +65,24 @@ class BotApiSession(AiohttpSession):
             self._response_models[returning] = Response[returning]  # type: ignore[valid-type]
         return super().check_response(bot, method, status_code, content)
 
+    def json_body(self, bot: Bot, method: TelegramMethod[TelegramType]) -> bytes | None:
+        """The method's parameters as one JSON document, or None when it uploads a file.
+
+        aiogram posts every call as a form, and percent-encoding each byte of a
+        Cyrillic text took about a tenth of the bot's CPU (docs/performance.md);
+        the Bot API takes JSON as well. Values are prepared as aiogram prepares
+        them for a form (defaults filled in, None and empty strings left out).
+        """
+        files: dict[str, InputFile] = {}
+        params: dict[str, Any] = {}
+        for key, value in method.model_dump(warnings=False).items():
+            prepared = self.prepare_value(value, bot=bot, files=files, _dumps_json=False)
+            if prepared is not None and prepared != "":
+                params[key] = prepared
+        if files:
+            return None
+        return self.json_dumps(params).encode()
+
     async def make_request(
         self,
         bot: Bot,
@@ -67,7 +90,10 @@ class BotApiSession(AiohttpSession):
         timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
     ) -> TelegramType:
         try:
-            return await super().make_request(bot, method, timeout)
+            body = self.json_body(bot, method)
+            if body is None:
+                return await super().make_request(bot, method, timeout)
+            return await self._post_json(bot, method, body, timeout)
         except TelegramBadRequest:
             if not isinstance(method, AnswerCallbackQuery):
                 raise
@@ -75,11 +101,44 @@ class BotApiSession(AiohttpSession):
             # rolled it back) or too late: the press itself is handled all the same.
             return True  # type: ignore[return-value]
 
+    async def _post_json(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        body: bytes,
+        timeout: int | None,  # noqa: ASYNC109 - aiogram's signature
+    ) -> TelegramType:
+        """``AiohttpSession.make_request`` with a JSON body instead of a form."""
+        session = await self.create_session()
+        url = self.api.api_url(token=bot.token, method=method.__api_method__)
+        try:
+            async with session.post(
+                url,
+                data=body,
+                headers=_JSON_CONTENT,
+                timeout=ClientTimeout(total=self.timeout if timeout is None else timeout),
+            ) as response:
+                content = await response.text()
+        except TimeoutError as exc:
+            raise TelegramNetworkError(method=method, message="Request timeout error") from exc
+        except ClientError as exc:
+            # The class only: aiohttp's message may quote the URL, which holds the token.
+            raise TelegramNetworkError(method=method, message=type(exc).__name__) from exc
+        checked = self.check_response(
+            bot=bot, method=method, status_code=response.status, content=content
+        )
+        return cast(TelegramType, checked.result)
+
 
 def create_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("INTAKE_BOT_TOKEN is not set")
-    session = BotApiSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    loads, dumps = json_codec(settings.json_codec)
+    session = BotApiSession(
+        api=TelegramAPIServer.from_base(settings.telegram_api_url),
+        json_loads=loads,
+        json_dumps=dumps,
+    )
     # protect_content on everything: what the bot shows cannot be forwarded
     # or saved from the official apps (a camera still can).
     return Bot(

@@ -10,9 +10,10 @@
 
 `requirements/dev.txt` is everything `make` installs: the runtime, every extra, the build
 backend (the project is installed with --no-build-isolation) and pip itself.
-`requirements/runtime.txt` is what the Docker image installs, resolved within dev.txt's pins,
-so the image runs the versions the tests ran. Each file's header records a digest of the
-dependency sections of pyproject.toml it was made from; `check` compares it.
+`requirements/runtime.txt` is what the Docker image installs (the runtime and the `speed`
+extra), resolved within dev.txt's pins, so the image runs the versions the tests ran. Each
+file's header records a digest of the dependency sections of pyproject.toml it was made
+from; `check` compares it.
 
 Only the standard library is used, so `check` runs before anything is installed.
 """
@@ -170,7 +171,7 @@ def lock(root: Path, uv_args: list[str]) -> int:
     # Everything first, then the runtime within those pins: the image then runs the
     # versions the tests ran, and a new dev dependency may still move a shared one.
     compile_lock(root, DEV_LOCK, ["--all-extras", *uv_args])
-    compile_lock(root, RUNTIME_LOCK, ["--constraint", DEV_LOCK, *uv_args])
+    compile_lock(root, RUNTIME_LOCK, ["--extra", "speed", "--constraint", DEV_LOCK, *uv_args])
     print(f"locked: {DEV_LOCK}, {RUNTIME_LOCK}; review `git diff requirements/` and commit")
     return 0
 

@@ -1,0 +1,115 @@
+"""The `speed` extra: uvloop and orjson when installed, and Bot API calls sent as JSON."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+from aiogram.methods import SendDocument, SendMessage
+from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboardMarkup
+from pydantic import SecretStr
+
+from bot import speedups
+from bot.config import Settings, SettingsError, load_settings
+from bot.factory import BotApiSession, create_bot
+from devkit.emulator import FakeTelegramServer, SimulatedUser
+
+TAJIK = "Писари ман ҳабс шуд; ӯ ҳоло дар куҷост? «ғ ӣ қ ӯ ҳ ҷ»"
+
+
+@pytest.mark.parametrize(("name", "module"), [("EVENT_LOOP", "uvloop"), ("JSON_CODEC", "orjson")])
+def test_naming_a_speedup_that_is_not_installed_is_a_one_line_settings_error(
+    monkeypatch: pytest.MonkeyPatch, name: str, module: str
+) -> None:
+    monkeypatch.setattr("bot.config.installed", lambda _module: False)
+    monkeypatch.setenv(f"INTAKE_{name}", module)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert str(caught.value).startswith(f"INTAKE_{name}:")
+    assert "intake-bot[speed]" in str(caught.value)
+
+
+def test_auto_takes_each_speedup_that_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert speedups.event_loop_name("auto") == "uvloop"  # the dev lock has the extra
+    assert speedups.json_codec_name("auto") == "orjson"
+    monkeypatch.setattr(speedups, "installed", lambda _module: False)
+    assert speedups.event_loop_name("auto") == "asyncio"
+    assert speedups.json_codec_name("auto") == "stdlib"
+    assert speedups.loop_factory("auto") is asyncio.new_event_loop
+
+
+@pytest.mark.parametrize("choice", ["asyncio", "uvloop"])
+def test_each_event_loop_runs_the_bot_s_coroutines(choice: speedups.EventLoopChoice) -> None:
+    async def answer() -> str:
+        await asyncio.sleep(0)
+        return type(asyncio.get_running_loop()).__module__
+
+    with asyncio.Runner(loop_factory=speedups.loop_factory(choice)) as runner:
+        module = runner.run(answer())
+    assert module.startswith("uvloop" if choice == "uvloop" else "asyncio")
+
+
+@pytest.mark.parametrize("choice", ["stdlib", "orjson"])
+def test_both_codecs_agree_on_bot_api_values(choice: speedups.JsonCodecChoice) -> None:
+    loads, dumps = speedups.json_codec(choice)
+    value = {"text": TAJIK, "ids": [1, 2**40], "ok": True, "nothing": None}
+    assert loads(dumps(value)) == value
+    assert json.loads(dumps(value)) == value
+
+
+def _session() -> tuple[BotApiSession, Bot]:
+    settings = Settings(_env_file=None, bot_token=SecretStr("42:" + "a" * 35))
+    bot = create_bot(settings)
+    assert isinstance(bot.session, BotApiSession)
+    return bot.session, bot
+
+
+def test_a_call_without_files_is_one_json_document_with_the_bot_s_defaults() -> None:
+    session, bot = _session()
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="Ҳа", callback_data="yes")]]
+    )
+    body = session.json_body(bot, SendMessage(chat_id=7, text=TAJIK, reply_markup=markup))
+    assert body is not None
+    params = json.loads(body)
+    assert params["text"] == TAJIK
+    assert params["chat_id"] == 7
+    assert params["reply_markup"] == {"inline_keyboard": [[{"text": "Ҳа", "callback_data": "yes"}]]}
+    assert params["protect_content"] is True  # DefaultBotProperties, filled in
+    assert None not in params.values()
+
+
+def test_a_call_with_a_file_stays_multipart() -> None:
+    session, bot = _session()
+    document = BufferedInputFile(b"%PDF-1.4", filename="dossier.pdf")
+    assert session.json_body(bot, SendDocument(chat_id=7, document=document)) is None
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[FakeTelegramServer]:
+    async with FakeTelegramServer() as fake:
+        yield fake
+
+
+async def test_telegram_receives_exactly_what_was_sent_as_json(
+    server: FakeTelegramServer,
+) -> None:
+    user = SimulatedUser(server, user_id=1234)
+    settings = Settings(
+        _env_file=None, bot_token=SecretStr(server.token), telegram_api_url=server.url
+    )
+    async with create_bot(settings) as bot:
+        markup = InlineKeyboardMarkup(
+            inline_keyboard=[[InlineKeyboardButton(text="Не", callback_data="no")]]
+        )
+        sent = await bot.send_message(user.chat_id, TAJIK, reply_markup=markup)
+        document = BufferedInputFile(b"report", filename="report.txt")
+        await bot.send_document(user.chat_id, document, caption=TAJIK)
+    assert sent.text == TAJIK
+    call = server.calls_for("sendMessage")[-1]
+    assert call.params["text"] == TAJIK
+    assert call.params["protect_content"] is True
+    assert server.calls_for("sendDocument")[-1].params["caption"] == TAJIK
