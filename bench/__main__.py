@@ -26,6 +26,13 @@ def _numbers(text: str) -> list[int]:
     return values
 
 
+def _named_path(text: str) -> tuple[str, Path]:
+    name, separator, path = text.partition("=")
+    if not separator or not name or not Path(path).is_dir():
+        raise argparse.ArgumentTypeError(f"expected NAME=PATH of a checkout: {text!r}")
+    return name, Path(path).resolve()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -51,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=("intake", "staff", "faults", "replicas"),
+        choices=("intake", "staff", "faults", "replicas", "levers"),
         help="run one part of the benchmark",
     )
     parser.add_argument(
@@ -76,6 +83,24 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("auto", "stdlib", "orjson"),
         default="auto",
         help="the intake bot's JSON codec for the Bot API (default: orjson when installed)",
+    )
+    parser.add_argument(
+        "--lever-tree",
+        action="append",
+        default=[],
+        type=_named_path,
+        metavar="NAME=PATH",
+        help="levers: a checkout of this tree with the change NAME taken out (repeatable)",
+    )
+    parser.add_argument(
+        "--before", type=Path, metavar="PATH", help="levers: a checkout of the code before them"
+    )
+    parser.add_argument(
+        "--lever-rounds",
+        type=int,
+        default=2,
+        metavar="N",
+        help="levers: run every configuration N times, interleaved (default: 2)",
     )
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"
@@ -110,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         from bench import runner
 
         return runner.render(args.render)
+    args.reporters_given = args.reporters is not None
     args.reporters = args.reporters or ([10] if args.quick else list(FULL_REPORTERS))
     args.sizes = args.sizes or ([1_000] if args.quick else list(FULL_SIZES))
     if args.paced is None:

@@ -28,6 +28,7 @@ from bench.faults import (
 )
 from bench.harness import Step
 from bench.intake import Speed, load_group
+from bench.levers import lever_rows, lever_runs
 from bench.report import (
     intake_rows,
     markdown_table,
@@ -42,6 +43,8 @@ from bench.staff import staff_runs
 from bot.config import UPDATE_CONCURRENCY
 
 PACED_THINK = (1.0, 3.0)
+#: Reporters in each run of the levers section, where the targets are set.
+LEVER_REPORTERS = 100
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -121,6 +124,18 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 speed=speed,
             ):
                 _record(results, run.as_dict())
+    if args.only == "levers":
+        reporters_per_run = max(reporters) if args.reporters_given else LEVER_REPORTERS
+        results["levers"] = await asyncio.to_thread(
+            lever_runs,
+            args.lever_tree,
+            args.before,
+            reporters_per_run,
+            backends,
+            args.lever_rounds,
+            _log,
+        )
+        return
     if args.only in (None, "faults") and "postgres" in backends:
         faults = QUICK_FAULTS if args.quick else FAULTS
         if args.faults:
@@ -191,6 +206,11 @@ def _print_tables(results: dict[str, Any]) -> str:
         print("\nReplicas side by side (webhook replica processes on PostgreSQL, no fault)")
         print(text_table(header, rows))
         parts.append(markdown_table(header, rows))
+    if results.get("levers"):
+        header, rows = lever_rows(results["levers"])
+        print("\nLevers (each configuration in its own run, interleaved; means over the rounds)")
+        print(text_table(header, rows))
+        parts.append(markdown_table(header, rows))
     header, rows = targets_table(results["targets"])
     print("\nTargets (checked, not asserted)")
     print(text_table(header, rows))
@@ -231,6 +251,7 @@ def main(args: argparse.Namespace) -> int:
         "staff": [],
         "faults": [],
         "replicas": [],
+        "levers": [],
         "skipped": [],
         "broken": [],
         "targets": [],
