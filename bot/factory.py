@@ -25,7 +25,12 @@ from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
 from bot.logs import UpdateLogMiddleware
 from bot.middlewares import ChatSerializer, DatabaseMiddleware, UserMiddleware
 from bot.outbox import OutboxPolicy
-from bot.replicas import SharedChatLock, SharedDeduplicator, SharedFloodControl
+from bot.replicas import (
+    SharedChatLock,
+    SharedDeduplicator,
+    SharedFloodControl,
+    UpdateConnection,
+)
 from bot.speedups import json_codec
 from bot.staff_lock.pin import PinHasher
 from handlers import build_root_router
@@ -182,18 +187,18 @@ def create_dispatcher(
     i18n = i18n or create_i18n()
     shared = settings.database_url.startswith("postgresql")
     dispatcher.update.outer_middleware(UpdateLogMiddleware())
-    if not shared:
-        dispatcher.update.outer_middleware(UpdateDeduplicator())
-    flood = (
-        SharedFloodControl(sessionmaker, keyring, settings.rate_limit, settings.rate_window_seconds)
-        if shared
-        else FloodControl(settings.rate_limit, settings.rate_window_seconds)
-    )
-    dispatcher.update.outer_middleware(flood)
     if shared:
         engine = sessionmaker.kw["bind"]
-        dispatcher.update.outer_middleware(SharedChatLock(engine, keyring))
+        dispatcher.update.outer_middleware(UpdateConnection(engine))
+        dispatcher.update.outer_middleware(
+            SharedFloodControl(engine, keyring, settings.rate_limit, settings.rate_window_seconds)
+        )
+        dispatcher.update.outer_middleware(SharedChatLock(keyring))
     else:
+        dispatcher.update.outer_middleware(UpdateDeduplicator())
+        dispatcher.update.outer_middleware(
+            FloodControl(settings.rate_limit, settings.rate_window_seconds)
+        )
         dispatcher.update.outer_middleware(ChatSerializer())
     dispatcher.update.outer_middleware(
         DatabaseMiddleware(

@@ -88,8 +88,9 @@ class FloodControl(BaseMiddleware):
             now = self.clock()
             self._hits = {u: h for u, h in self._hits.items() if h and now - h[-1] <= self.window}
 
-    async def verdict(self, user_id: int) -> bool | None:
-        """As ``allow``; replicas count in the database instead (``bot/replicas.py``)."""
+    async def verdict(self, user_id: int, data: dict[str, Any] | None = None) -> bool | None:
+        """As ``allow``; replicas count in the database instead (``bot/replicas.py``),
+        on the update's connection from ``data``."""
         verdict = self.allow(user_id)
         self._forget_idle()
         return verdict
@@ -98,7 +99,7 @@ class FloodControl(BaseMiddleware):
         sender: TelegramUser | None = data.get("event_from_user")
         if sender is None or self.limit <= 0:
             return await handler(event, data)
-        verdict = await self.verdict(sender.id)
+        verdict = await self.verdict(sender.id, data)
         if verdict:
             return await handler(event, data)
         if verdict is None:

@@ -115,6 +115,15 @@ def is_transient_failure(exc: BaseException) -> bool:
 
     if isinstance(exc, PoolTimeout | OSError | TimeoutError):
         return True
+    if type(exc).__module__.startswith("asyncpg"):
+        # A statement sent straight to the driver (bot/replicas.py ``autocommit``):
+        # an error the server reported is judged by its SQLSTATE; any other is the
+        # client's connection failing (closed, or left in a broken state).
+        from asyncpg import PostgresError
+
+        if isinstance(exc, PostgresError):
+            return _passing_state(str(getattr(exc, "sqlstate", None) or ""))
+        return True
     if isinstance(exc, PendingRollbackError):
         # 8s2b: the next statement on a connection the server dropped inside a
         # transaction. (7s2a, the session's "rolled back by an earlier error", is
@@ -124,17 +133,20 @@ def is_transient_failure(exc: BaseException) -> bool:
         # e.g. a flush that could not connect: the cause is what counts.
         return isinstance(exc.orig, BaseException) and is_transient_failure(exc.orig)
     if isinstance(exc, DBAPIError):
-        # SQLSTATE 08: connection exceptions; 53: out of resources (too many
-        # connections); 57P: the server is shutting down or starting up;
-        # 40001 and 40P01: serialization failure and deadlock.
         state = str(getattr(exc.orig, "sqlstate", None) or "")
         return (
             exc.connection_invalidated
             or isinstance(exc, OperationalError | InterfaceError)
-            or state.startswith(("08", "53", "57P"))
-            or state in {"40001", "40P01"}
+            or _passing_state(state)
         )
     return False
+
+
+def _passing_state(sqlstate: str) -> bool:
+    """SQLSTATE 08: connection exceptions; 53: out of resources (too many
+    connections); 57P: the server is shutting down or starting up; 40001 and
+    40P01: serialization failure and deadlock."""
+    return sqlstate.startswith(("08", "53", "57P")) or sqlstate in {"40001", "40P01"}
 
 
 def lock_key(name: str) -> int:

@@ -28,10 +28,17 @@ from bot.background import alone
 from bot.config import RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
 from bot.intake.limits import sweep_expired
-from bot.replicas import SharedFloodControl, chat_lock_key, forget_handled_updates
+from bot.replicas import (
+    FLOOD_KIND,
+    SharedFloodControl,
+    autocommit,
+    chat_lock_key,
+    forget_handled_updates,
+)
 from bot.webhook import build_webhook_app, webhook_path
 from devkit.emulator import FakeTelegramServer
 from devkit.sandbox import FAST_OUTBOX
+from storage import counters
 from storage.crypto import KeyRing
 from storage.db import (
     advisory_lock,
@@ -286,12 +293,17 @@ async def test_flood_control_counts_a_person_across_replicas(
     try:
         replicas = [
             SharedFloodControl(
-                maker, keyring, limit=3, window=10.0, clock=lambda: now[0].timestamp()
+                engine, keyring, limit=3, window=10.0, clock=lambda: now[0].timestamp()
             )
-            for maker in (database.sessionmaker, create_sessionmaker(other))
+            for engine in (database.engine, other)
         ]
         verdicts = [await replicas[n % 2].verdict(700_001) for n in range(5)]
         assert verdicts == [True, True, True, None, False]  # one warning, then silence
+        # The flood count is an ordinary counter, the one counters.add keeps.
+        async with database.sessionmaker.begin() as session:
+            key = keyring.blind_index(FLOOD_KIND, 700_001)
+            amount = await counters.add(session, FLOOD_KIND, timedelta(seconds=10), key, now=now[0])
+        assert amount == 6
         assert await replicas[0].verdict(700_002) is True  # someone else is not held back
         now[0] += timedelta(seconds=10)
         assert await replicas[1].verdict(700_001) is True  # a new window
@@ -358,3 +370,26 @@ async def test_a_connection_dropped_inside_a_transaction_stays_a_passing_failure
     assert is_transient_failure(pending.value)
     # The session's own "rolled back by a previous error" is not one: its cause was.
     assert not is_transient_failure(PendingRollbackError("flush failed", code="7s2a"))
+
+
+@ON_POSTGRES
+async def test_a_connection_dropped_under_a_statement_sent_to_the_driver_is_a_passing_failure(
+    database: Database,
+) -> None:
+    """The chat's lock and the flood count go straight to asyncpg (``autocommit``);
+    its own errors must be judged as SQLAlchemy's are, or a dropped connection
+    would be a lost update instead of a 500 and a redelivery."""
+    import asyncpg
+
+    from storage.db import is_transient_failure
+
+    async with database.engine.connect() as conn:
+        pid = await autocommit(conn, "SELECT pg_backend_pid()")
+        async with database.engine.connect() as other:
+            await autocommit(other, "SELECT pg_terminate_backend($1)", pid)
+        with pytest.raises(Exception) as dropped:  # noqa: PT011 - the driver's own class
+            await autocommit(conn, "SELECT 1")
+        await conn.invalidate()
+    assert type(dropped.value).__module__.startswith("asyncpg")
+    assert is_transient_failure(dropped.value)
+    assert not is_transient_failure(asyncpg.UniqueViolationError("duplicate key"))
