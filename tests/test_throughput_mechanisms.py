@@ -23,7 +23,7 @@ from bot.middlewares import ChatSerializer
 from devkit.sandbox import Sandbox
 from storage.crypto import KeyRing
 from storage.fsm import EncryptedFSMStorage
-from storage.unit_of_work import update_scope
+from storage.unit_of_work import commit_now, update_scope
 from tests.conftest import Database
 
 
@@ -88,6 +88,30 @@ async def test_a_missing_draft_is_looked_up_once_per_update(
         assert await storage.get_data(_key(8)) == {"x": 1}
     assert statements["SELECT"] == 1
     assert statements["INSERT"] == 1
+
+
+async def test_a_changed_draft_is_written_once_when_the_update_commits(
+    database: Database, keyring: KeyRing
+) -> None:
+    """Not when it is set: on SQLite a write takes the database's one write lock,
+    which would then be held while the handler waits for the Bot API."""
+    storage = EncryptedFSMStorage(database.sessionmaker, keyring, ttl=timedelta(hours=1))
+    key = _key(9)
+    await storage.set_data(key, {"step": 1})
+    statements = _count_statements(database)
+    async with update_scope(database.sessionmaker):
+        await storage.set_data(key, {"step": 2})
+        await storage.set_state(key, "Intake:active")
+        await storage.set_data(key, {"step": 3})
+        assert statements["UPDATE"] == statements["INSERT"] == 0
+        await commit_now()  # before an irreversible step: written now
+        assert statements["UPDATE"] == 1
+        await storage.set_state(key, None)
+        await storage.set_data(key, {})
+    assert statements["UPDATE"] == 1
+    assert statements["DELETE"] == 1  # emptied: the row goes
+    assert await storage.get_data(key) == {}
+    assert statements["INSERT"] == 0
 
 
 def _event_data(chat_id: int) -> dict[str, Any]:
