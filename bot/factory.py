@@ -19,6 +19,7 @@ from aiohttp import ClientError, ClientTimeout
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.background import BackgroundTasks, CommandMenus
+from bot.bot_api_json import loads_without_keyboards
 from bot.config import Settings
 from bot.flood import FloodControl, UpdateDeduplicator
 from bot.i18n import CatalogueI18n, UserLanguageMiddleware, create_i18n
@@ -141,7 +142,7 @@ def create_bot(settings: Settings) -> Bot:
     loads, dumps = json_codec(settings.json_codec)
     session = BotApiSession(
         api=TelegramAPIServer.from_base(settings.telegram_api_url),
-        json_loads=loads,
+        json_loads=loads_without_keyboards(loads),
         json_dumps=dumps,
     )
     # protect_content on everything: what the bot shows cannot be forwarded

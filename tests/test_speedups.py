@@ -13,6 +13,7 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 from pydantic import SecretStr
 
 from bot import speedups
+from bot.bot_api_json import loads_without_keyboards
 from bot.config import Settings, SettingsError, load_settings
 from bot.factory import BotApiSession, create_bot
 from devkit.emulator import FakeTelegramServer, SimulatedUser
@@ -113,3 +114,44 @@ async def test_telegram_receives_exactly_what_was_sent_as_json(
     assert call.params["text"] == TAJIK
     assert call.params["protect_content"] is True
     assert server.calls_for("sendDocument")[-1].params["caption"] == TAJIK
+
+
+def test_keyboards_echoed_by_telegram_are_dropped_before_validation() -> None:
+    keyboard = {"inline_keyboard": [[{"text": "Ҳа", "callback_data": "yes"}]]}
+    message = {"message_id": 5, "chat": {"id": 7, "type": "private"}, "date": 1, "text": "x"}
+    sent = {"ok": True, "result": {**message, "reply_markup": keyboard}}
+    updates = {
+        "ok": True,
+        "result": [
+            {"update_id": 1, "message": {**message, "reply_markup": keyboard}},
+            {
+                "update_id": 2,
+                "callback_query": {
+                    "id": "q",
+                    "data": "yes",
+                    "message": {**message, "reply_markup": keyboard},
+                },
+            },
+        ],
+    }
+    loads = loads_without_keyboards(json.loads)
+    assert loads(json.dumps(sent))["result"] == message
+    parsed = loads(json.dumps(updates))["result"]
+    assert parsed[0]["message"] == message
+    assert parsed[1]["callback_query"]["message"] == message
+    assert parsed[1]["callback_query"]["data"] == "yes"
+    assert loads('{"ok": true, "result": true}') == {"ok": True, "result": True}
+
+
+async def test_what_the_bot_sends_keeps_its_keyboard(server: FakeTelegramServer) -> None:
+    user = SimulatedUser(server, user_id=4321)
+    settings = Settings(
+        _env_file=None, bot_token=SecretStr(server.token), telegram_api_url=server.url
+    )
+    markup = InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text="Ҳа", callback_data="yes")]]
+    )
+    async with create_bot(settings) as bot:
+        sent = await bot.send_message(user.chat_id, TAJIK, reply_markup=markup)
+    assert sent.reply_markup is None  # not read back
+    assert user.buttons() == [["Ҳа"]]  # but shown

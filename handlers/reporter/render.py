@@ -55,7 +55,9 @@ class Screen:
 
 
 def _button(text: str, data: str) -> InlineKeyboardButton:
-    return InlineKeyboardButton(text=text, callback_data=data)
+    # Built without validation: the text and data are ours, and a question's
+    # keyboard is dozens of buttons per update (docs/performance.md).
+    return InlineKeyboardButton.model_construct(text=text, callback_data=data)
 
 
 def _markup(rows: list[list[InlineKeyboardButton]]) -> InlineKeyboardMarkup:
