@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.flood import FloodControl
 from bot.middlewares import UPDATE_CONNECTION
+from bot.webhook_reply import answer_dropped_press
 from storage import counters
 from storage.crypto import KeyRing
 from storage.models import HandledUpdate, utcnow
@@ -109,6 +110,7 @@ class SharedDeduplicator(BaseMiddleware):
         )
         if first is None:
             log.info("dropped a redelivered update")
+            answer_dropped_press(event)
             return None
         return await handler(event, data)
 
