@@ -12,6 +12,8 @@ Two kinds of bot poll the harness's emulator over real HTTP:
   posts updates to it. It sends ``ready <port>``, and ``handled <update_id>``
   when a handler ran to the end (a redelivery dropped as a duplicate is not
   one), from the innermost outer middleware as ``devkit.replicas.HandledCounter``.
+  ``--answers-as-calls`` answers every button press with a call of its own
+  instead of in the webhook's response (to measure what that costs).
 
 The harness forks it from a ``multiprocessing`` fork server that imported aiogram
 and the bot once (``bench.BOT_PRELOAD``; importing aiogram alone takes seconds), and
@@ -209,7 +211,9 @@ async def _serve_webhook(args: argparse.Namespace, channel: _Channel) -> None:
     bot, dispatcher, engine = _intake_bot(args)
     _probe(dispatcher, channel)
     dispatcher.update.outer_middleware(_HandledProbe(channel))
-    app = build_webhook_app(dispatcher["settings"], bot, dispatcher)
+    app = build_webhook_app(
+        dispatcher["settings"], bot, dispatcher, answer_in_response=not args.answers_as_calls
+    )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.0)
     await runner.setup()  # the dispatcher's startup (outbox, background jobs) runs here
     try:
@@ -289,6 +293,11 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--webhook-secret", default="", help="webhook mode: the secret token")
     parser.add_argument(
         "--fast-outbox", action="store_true", help="devkit.sandbox.FAST_OUTBOX (tests' timings)"
+    )
+    parser.add_argument(
+        "--answers-as-calls",
+        action="store_true",
+        help="webhook mode: answer presses by a call, not in the webhook's response",
     )
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")

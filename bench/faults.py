@@ -112,16 +112,24 @@ async def _database(fault: str, workdir: Path) -> AsyncIterator[tuple[str, str |
 
 
 async def fault_run(
-    fault: str, reporters: int, workdir: Path, replicas: int = REPLICAS
+    fault: str,
+    reporters: int,
+    workdir: Path,
+    replicas: int = REPLICAS,
+    *,
+    answer_in_response: bool = True,
 ) -> dict[str, Any]:
-    name = f"{fault}-{replicas}x{reporters}"
+    """``answer_in_response=False``: presses answered by calls (``--answers-as-calls``)."""
+    name = f"{fault}-{replicas}x{reporters}" + ("" if answer_in_response else "-calls")
     key_file = workdir / f"keys-{name}.json"
     create_key_file(key_file)
     started = time.perf_counter()
     async with _database(fault, workdir) as (url, schema, postgres), FakeTelegramServer() as server:
         server.ensure_chat(COORDINATOR, first_name="Coordinator", language_code="ru")
         logs = workdir / f"replica-{name}"
-        cluster = ProcessReplicaCluster(server, key_file, url, schema, (COORDINATOR,), logs)
+        cluster = ProcessReplicaCluster(
+            server, key_file, url, schema, (COORDINATOR,), logs, answer_in_response
+        )
         try:
             await cluster.start(replicas)
             cluster.proxy.duplicate = fault == "same-moment"
@@ -162,6 +170,8 @@ async def fault_run(
                 await server.wait_for(lambda s: _notified(s) >= set(references), timeout=120)
             figures = await count_faults(cluster, references, COORDINATOR, first_update)
             handled = len(cluster.counter.handled)
+            # Methods Telegram (the emulator) executed from a webhook response.
+            replies = sum(1 for call in server.calls if call.webhook_reply)
             errors = cluster.error_lines()
         finally:
             await cluster.stop()
@@ -169,6 +179,8 @@ async def fault_run(
         "fault": fault,
         "replicas": replicas,
         "reporters": reporters,
+        "answer_in_response": answer_in_response,
+        "webhook_replies": replies,
         "injected": injected,
         **figures.as_dict(),
         "failures": failures[:5],

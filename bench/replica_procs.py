@@ -36,6 +36,8 @@ class ProcessReplicaCluster:
     coordinators: tuple[int, ...]
     #: replica n logs to ``<log_prefix>-<n>.log``
     log_prefix: Path
+    #: False: the replicas answer button presses by a call (``--answers-as-calls``)
+    answer_in_response: bool = True
     proxy: RoundRobinProxy = field(default_factory=RoundRobinProxy)
     counter: HandledCounter = field(default_factory=HandledCounter)
     replicas: list[BotProcess] = field(default_factory=list)
@@ -67,6 +69,8 @@ class ProcessReplicaCluster:
         argv += ("--webhook-secret", WEBHOOK_SECRET, "--database-url", self.database_url)
         if self.schema:
             argv += ("--schema", self.schema)
+        if not self.answer_in_response:
+            argv += ("--answers-as-calls",)
         replica = BotProcess(
             "webhook",
             self.server,

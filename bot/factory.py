@@ -34,6 +34,7 @@ from bot.replicas import (
 )
 from bot.speedups import json_codec
 from bot.staff_lock.pin import PinHasher
+from bot.webhook_reply import held_answer
 from handlers import build_root_router
 from handlers.common.errors import on_error
 from handlers.reporter.menu import set_default_commands
@@ -55,6 +56,9 @@ class BotApiSession(AiohttpSession):
     of an update in the benchmarks (docs/performance.md). Holding one strong
     reference per return type, for the life of the process, makes each lookup a
     cache hit; there are a few dozen return types at most.
+
+    In webhook mode the update's first answer to a button press is not sent but
+    held for the webhook's response (``bot/webhook_reply.py``).
     """
 
     _response_models: ClassVar[dict[Any, Any]] = {}
@@ -94,6 +98,20 @@ class BotApiSession(AiohttpSession):
         bot: Bot,
         method: TelegramMethod[TelegramType],
         timeout: int | None = None,  # noqa: ASYNC109 - aiogram's signature
+    ) -> TelegramType:
+        if isinstance(method, AnswerCallbackQuery) and (held := held_answer()) is not None:
+            if held.take(method):
+                return True  # type: ignore[return-value]
+            earlier = held.release()
+            if earlier is not None:  # Telegram shows the first to arrive: it goes first
+                await self._send(bot, earlier, timeout)
+        return await self._send(bot, method, timeout)
+
+    async def _send(
+        self,
+        bot: Bot,
+        method: TelegramMethod[TelegramType],
+        timeout: int | None,  # noqa: ASYNC109 - aiogram's
     ) -> TelegramType:
         try:
             body = self.json_body(bot, method)

@@ -25,6 +25,8 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TelegramObject, Update
 from aiogram.types import User as TelegramUser
 
+from bot.webhook_reply import answer_dropped_press
+
 log = logging.getLogger("intake.flood")
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
@@ -46,6 +48,7 @@ class UpdateDeduplicator(BaseMiddleware):
             return await handler(event, data)
         if event.update_id in self._seen:
             log.info("dropped a redelivered update")
+            answer_dropped_press(event)
             return None
         self._seen[event.update_id] = None
         if len(self._seen) > self.capacity:

@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, a
 
 from bot.flood import FloodControl
 from bot.middlewares import UPDATE_CONNECTION
+from bot.webhook_reply import answer_dropped_press
 from storage import counters
 from storage.crypto import KeyRing
 from storage.models import HandledUpdate, utcnow
@@ -129,6 +130,7 @@ class SharedDeduplicator(BaseMiddleware):
         )
         if first is None:
             log.info("dropped a redelivered update")
+            answer_dropped_press(event)
             return None
         return await handler(event, data)
 

@@ -7,7 +7,9 @@ reports, docs/performance.md), and Telegram is asked for no more connections
 than that. The answer comes after the update's transaction has committed; when
 handling failed with the database (a dropped connection, a restart) it is a
 500, and Telegram delivers the update again (no update is lost to a crash or a
-fault; deduplication makes the redelivery harmless). A body that is not an
+fault; deduplication makes the redelivery harmless). The update's first
+answer to a button press travels in the response body rather than as a call
+of its own (``bot/webhook_reply.py``). A body that is not an
 update is a 400, logged by its type of error only: validation errors quote the
 input, which may be a person's words.
 ``/healthz`` serves the orchestrator's health check.
@@ -29,6 +31,7 @@ from pydantic import ValidationError
 
 from bot.config import UPDATE_CONCURRENCY, Settings
 from bot.logs import current_update, describe_exception
+from bot.webhook_reply import holding_answer, response_body
 
 HEALTH_PATH = "/healthz"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"  # noqa: S105 - a header name
@@ -44,10 +47,17 @@ class UpdateEndpoint:
     """The POST handler: check the secret, parse the update, handle it within the limit."""
 
     def __init__(
-        self, dispatcher: Dispatcher, bot: Bot, secret: str, concurrency: int = UPDATE_CONCURRENCY
+        self,
+        dispatcher: Dispatcher,
+        bot: Bot,
+        secret: str,
+        concurrency: int = UPDATE_CONCURRENCY,
+        *,
+        answer_in_response: bool = True,
     ) -> None:
         self.dispatcher = dispatcher
         self.bot = bot
+        self.answer_in_response = answer_in_response
         self._secret = secret.encode("utf-8")
         self._slots = asyncio.Semaphore(concurrency)
 
@@ -66,10 +76,13 @@ class UpdateEndpoint:
             log.warning("refused a body that is not an update: %d errors", exc.error_count())
             return web.Response(status=400, text="Bad Request")
         async with self._slots:
-            handled = await self._feed(update)
+            with holding_answer(self.answer_in_response) as held:
+                handled = await self._feed(update)
         if not handled:
+            # What the failed attempt held is dropped: the redelivery answers.
             return web.Response(status=500, text="Internal Server Error")
-        return web.json_response({})
+        answer = None if held is None else held.method
+        return web.json_response({} if answer is None else response_body(answer))
 
     async def _feed(self, update: Update) -> bool:
         """Handle the update; True once its transaction has committed (or it was dropped)."""
@@ -79,6 +92,7 @@ class UpdateEndpoint:
                 self.bot, update, redelivered_on_failure=True
             )
             if isinstance(result, TelegramMethod):
+                # Through the session: an answer to the press is held like any other.
                 await self.dispatcher.silent_call_request(self.bot, result)
         except Exception as exc:  # Telegram will deliver it again
             log.warning("update failed, to be delivered again: %s", describe_exception(exc))
@@ -88,10 +102,18 @@ class UpdateEndpoint:
         return True
 
 
-def build_webhook_app(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> web.Application:
+def build_webhook_app(
+    settings: Settings, bot: Bot, dispatcher: Dispatcher, *, answer_in_response: bool = True
+) -> web.Application:
+    """``answer_in_response=False``: every answer to a press is a call (a baseline)."""
     if settings.webhook_secret is None:
         raise ValueError("INTAKE_WEBHOOK_SECRET is required in webhook mode")
-    endpoint = UpdateEndpoint(dispatcher, bot, settings.webhook_secret.get_secret_value())
+    endpoint = UpdateEndpoint(
+        dispatcher,
+        bot,
+        settings.webhook_secret.get_secret_value(),
+        answer_in_response=answer_in_response,
+    )
     app = web.Application()
     app.router.add_post(webhook_path(settings), endpoint.handle)
 

@@ -6,9 +6,11 @@ this process) and the ``faults`` section of the benchmark (the same proxy in
 front of replica processes, ``bench/replica_procs.py``). The proxy stands in
 for the load balancer and for Telegram's delivery: it passes each update to
 the next replica and, as Telegram does, delivers it again (to the next one)
-after a 5xx or a dropped connection. With ``duplicate`` it sends every update
-to two replicas at the same moment (fault d). ``handled`` counts, per update
-id, how often a handler ran to the end, over all replicas.
+after a 5xx or a dropped connection. It passes the replica's response back
+whole: a Bot API method in its body is executed by the emulator, as by
+Telegram. With ``duplicate`` it sends every update to two replicas at the
+same moment (fault d). ``handled`` counts, per update id, how often a handler
+ran to the end, over all replicas.
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ class HandledCounter(BaseMiddleware):
         return result
 
 
+@dataclass(frozen=True)
+class _Answer:
+    """A replica's response as the proxy passes it back."""
+
+    status: int
+    body: bytes = b""
+    kind: str = "text/plain"
+
+
 class RoundRobinProxy:
     def __init__(self, *, attempts: int = 30) -> None:
         self.targets: list[str] = []
@@ -93,12 +104,18 @@ class RoundRobinProxy:
             first, second = await asyncio.gather(
                 self._deliver(body, secret), self._deliver(body, secret)
             )
-            return web.Response(status=max(first, second))
-        return web.Response(status=await self._deliver(body, secret))
+            # Telegram sees one response: a failure if either failed, else the one
+            # carrying a method (the replica that handled it, not the one that
+            # dropped it as a duplicate).
+            answer = max(first, second, key=lambda a: (a.status, len(a.body)))
+        else:
+            answer = await self._deliver(body, secret)
+        return web.Response(status=answer.status, body=answer.body, content_type=answer.kind)
 
-    async def _deliver(self, body: bytes, secret: str) -> int:
+    async def _deliver(self, body: bytes, secret: str) -> _Answer:
+        """The replica's response, passed back whole: its body may carry a Bot API method."""
         assert self._client is not None
-        status = 502
+        answer = _Answer(502)
         for attempt in range(self.attempts):
             target = self.targets[next(self._next) % len(self.targets)]
             self.deliveries += 1
@@ -108,16 +125,15 @@ class RoundRobinProxy:
                     data=body,
                     headers={SECRET_HEADER: secret, "Content-Type": "application/json"},
                 ) as response:
-                    await response.read()
-                    status = response.status
+                    answer = _Answer(response.status, await response.read(), response.content_type)
             except (aiohttp.ClientError, ConnectionError):
-                status = 502
-            if status < 500:
-                return status
+                answer = _Answer(502)
+            if answer.status < 500:
+                return answer
             self.redeliveries += 1
             # Telegram waits before it delivers again, longer each time.
             await asyncio.sleep(min(0.05 * 2**attempt, 2.0))
-        return status
+        return answer
 
 
 @dataclass

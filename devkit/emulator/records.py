@@ -158,7 +158,11 @@ class ChatState:
 
 @dataclass(slots=True)
 class RecordedCall:
-    """One Bot API call as received by the server (recorded after it was answered)."""
+    """One Bot API call as received by the server (recorded after it was answered).
+
+    ``webhook_reply``: the method came in the body of a webhook's response, not as
+    a request of its own (``at`` is when that response arrived).
+    """
 
     method: str
     params: JsonDict
@@ -167,6 +171,7 @@ class RecordedCall:
     ok: bool = True
     error: str | None = None
     fault: str | None = None
+    webhook_reply: bool = False
 
 
 @dataclass(slots=True)

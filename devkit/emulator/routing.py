@@ -254,7 +254,8 @@ class FakeTelegramServer(
         if entry is None:
             return
         name, handler = entry
-        await self._execute(name, handler, decode_params(raw), self.now())
+        # Telegram sends the webhook no result: an error here is recorded, nothing more.
+        await self._execute(name, handler, decode_params(raw), self.now(), webhook_reply=True)
 
     @staticmethod
     def _json(payload: JsonDict, status: int = 200) -> web.Response:
@@ -293,7 +294,13 @@ class FakeTelegramServer(
         return self._json(payload, status)
 
     async def _execute(
-        self, name: str, handler: Handler, params: JsonDict, at: float
+        self,
+        name: str,
+        handler: Handler,
+        params: JsonDict,
+        at: float,
+        *,
+        webhook_reply: bool = False,
     ) -> tuple[int, JsonDict]:
         fault = self._take_fault(name.lower())
         status = 200
@@ -323,6 +330,7 @@ class FakeTelegramServer(
                 ok=status == 200,
                 error=None if status == 200 else str(payload.get("description")),
                 fault=None if fault is None else fault.kind,
+                webhook_reply=webhook_reply,
             )
             self.calls.append(call)
             self._calls_by_method.setdefault(name.lower(), []).append(call)

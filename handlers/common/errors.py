@@ -20,6 +20,7 @@ from aiogram.exceptions import (
 from aiogram.types import ErrorEvent
 
 from bot.logs import log_update_error
+from bot.webhook_reply import discard_held_answer
 from storage.db import is_transient_failure
 
 # Outside any request's language context, so in both languages.
@@ -42,6 +43,9 @@ async def on_error(event: ErrorEvent, redelivered_on_failure: bool = False) -> b
         # nothing. What the failed attempt had sent may show twice.
         raise event.exception
     await log_update_error(event)
+    # Webhook mode: an answer the failed handler gave is still held, unsent; it
+    # told of work that was rolled back, so this one goes in the response instead.
+    discard_held_answer()
     update = event.update
     with contextlib.suppress(TelegramAPIError):
         if update.callback_query is not None:
