@@ -26,6 +26,13 @@ def _numbers(text: str) -> list[int]:
     return values
 
 
+def _positive(text: str) -> int:
+    values = _numbers(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError("expected one positive number")
+    return values[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -51,7 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=("intake", "staff", "faults", "replicas"),
+        choices=("intake", "staff", "faults", "replicas", "surge"),
         help="run one part of the benchmark",
     )
     parser.add_argument(
@@ -64,6 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         metavar="N",
         help="reporters in each run of the faults section (default: 50; 10 in --quick)",
+    )
+    parser.add_argument(
+        "--surge-reporters",
+        type=_positive,
+        metavar="N",
+        help="reporters in the surge section, thinking 1-3 s before each step "
+        "(default: 1000; the surge runs in the full benchmark and with --only surge)",
     )
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"
