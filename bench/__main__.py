@@ -33,6 +33,13 @@ def _named_path(text: str) -> tuple[str, Path]:
     return name, Path(path).resolve()
 
 
+def _positive(text: str) -> int:
+    values = _numbers(text)
+    if len(values) != 1:
+        raise argparse.ArgumentTypeError("expected one positive number")
+    return values[0]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument(
@@ -58,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--only",
-        choices=("intake", "staff", "faults", "replicas", "levers"),
+        choices=("intake", "staff", "faults", "replicas", "levers", "surge"),
         help="run one part of the benchmark",
     )
     parser.add_argument(
@@ -101,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=2,
         metavar="N",
         help="levers: run every configuration N times, interleaved (default: 2)",
+    )
+    parser.add_argument(
+        "--surge-reporters",
+        type=_positive,
+        metavar="N",
+        help="reporters in the surge section, thinking 1-3 s before each step "
+        "(default: 1000; the surge runs in the full benchmark and with --only surge)",
     )
     parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"

@@ -180,6 +180,33 @@ def proc_cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / ticks
 
 
+def postgres_cpu_seconds() -> float | None:
+    """CPU seconds of every PostgreSQL process on this machine, from /proc.
+
+    utime + stime + cutime + cstime of each process named ``postgres``: the
+    postmaster's cutime/cstime carry the backends it has already reaped, so a
+    connection that closed between two readings still counts. Every database
+    of the server counts, other users' too. None when no such process is
+    visible (a server on another machine or in another container).
+    """
+    total = 0
+    found = False
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as handle:
+                text = handle.read()
+        except OSError:
+            continue  # exited meanwhile
+        name, _, rest = text.partition(" (")[2].rpartition(")")
+        if name != "postgres":
+            continue
+        found = True
+        total += sum(int(value) for value in rest.split()[11:15])
+    return total / os.sysconf("SC_CLK_TCK") if found else None
+
+
 def self_cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system

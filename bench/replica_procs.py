@@ -38,6 +38,8 @@ class ProcessReplicaCluster:
     log_prefix: Path
     #: False: the replicas answer button presses by a call (``--answers-as-calls``)
     answer_in_response: bool = True
+    #: the tests' outbox timings (``devkit.sandbox.FAST_OUTBOX``), else production's
+    fast_outbox: bool = True
     proxy: RoundRobinProxy = field(default_factory=RoundRobinProxy)
     counter: HandledCounter = field(default_factory=HandledCounter)
     replicas: list[BotProcess] = field(default_factory=list)
@@ -65,7 +67,9 @@ class ProcessReplicaCluster:
 
     async def _start_replica(self) -> BotProcess:
         self.started += 1
-        argv: tuple[str, ...] = ("--webhook-url", self.proxy.url, "--fast-outbox")
+        argv: tuple[str, ...] = ("--webhook-url", self.proxy.url)
+        if self.fast_outbox:
+            argv += ("--fast-outbox",)
         argv += ("--webhook-secret", WEBHOOK_SECRET, "--database-url", self.database_url)
         if self.schema:
             argv += ("--schema", self.schema)
@@ -95,7 +99,10 @@ class ProcessReplicaCluster:
         return pid
 
     def cpu_seconds(self) -> float:
-        return sum(replica.cpu_seconds() for replica in self.replicas)
+        return sum(self.cpu_by_replica())
+
+    def cpu_by_replica(self) -> list[float]:
+        return [replica.cpu_seconds() for replica in self.replicas]
 
     def error_lines(self) -> list[str]:
         return [line for replica in self.replicas for line in replica.error_lines()]

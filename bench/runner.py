@@ -40,6 +40,7 @@ from bench.report import (
     write_json,
 )
 from bench.staff import staff_runs
+from bench.surge import SURGE_REPORTERS, surge_rows, surge_runs
 from bot.config import UPDATE_CONCURRENCY
 
 PACED_THINK = (1.0, 3.0)
@@ -157,7 +158,18 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
                 _log(f"  fault {run['fault']}: something was lost or repeated (see the table)")
     if args.only in (None, "faults", "replicas") and "postgres" in backends and not args.quick:
         results["replicas"] = await throughput_runs(workdir, _log)
-    if args.only not in ("intake", "faults", "replicas"):
+    if args.only == "surge" or (args.only is None and not args.quick):
+        if "postgres" in backends:
+            results["surge"] = await surge_runs(args.surge_reporters, workdir, _log)
+            for run in results["surge"]:
+                if run["reports_completed"] != run["reporters"] or any(
+                    run[name]
+                    for name in ("updates_lost", "updates_handled_twice", "notices_missing")
+                ):
+                    _log(f"  surge with {run['replicas']} replicas: something was lost or repeated")
+        else:
+            _log("surge: needs PostgreSQL; skipped")
+    if args.only in (None, "staff"):
         for backend in backends:
             _log(f"staff side on {backend}: {', '.join(map(str, sizes))} cases")
             results["staff"] += await staff_runs(
@@ -211,6 +223,11 @@ def _print_tables(results: dict[str, Any]) -> str:
         print("\nLevers (each configuration in its own run, interleaved; means over the rounds)")
         print(text_table(header, rows))
         parts.append(markdown_table(header, rows))
+    if results.get("surge"):
+        header, rows = surge_rows(results["surge"])
+        print("\nSurge (reporters thinking 1-3 s, webhook replica processes on PostgreSQL)")
+        print(text_table(header, rows))
+        parts.append(markdown_table(header, rows))
     header, rows = targets_table(results["targets"])
     print("\nTargets (checked, not asserted)")
     print(text_table(header, rows))
@@ -234,6 +251,7 @@ def main(args: argparse.Namespace) -> int:
     if not backends or any(name not in ("sqlite", "postgres") for name in backends):
         print("--backends: expected sqlite, postgres or both", file=sys.stderr)
         return 2
+    args.surge_reporters = args.surge_reporters or SURGE_REPORTERS
     started = datetime.now(UTC)
     results: dict[str, Any] = {
         "kind": "quick" if args.quick else "full",
@@ -252,6 +270,8 @@ def main(args: argparse.Namespace) -> int:
         "faults": [],
         "replicas": [],
         "levers": [],
+        "surge_reporters": args.surge_reporters,
+        "surge": [],
         "skipped": [],
         "broken": [],
         "targets": [],
