@@ -71,9 +71,15 @@ class UpdateEndpoint:
         if not self.authorised(request):
             return web.Response(status=401, text="Unauthorized")
         try:
-            update = Update.model_validate_json(await request.read(), context={"bot": self.bot})
+            # The session's parser drops the keyboards Telegram echoes back, as
+            # for every Bot API answer (bot/api_session.py).
+            body = self.bot.session.json_loads(await request.read())
+            update = Update.model_validate(body, context={"bot": self.bot})
         except ValidationError as exc:
             log.warning("refused a body that is not an update: %d errors", exc.error_count())
+            return web.Response(status=400, text="Bad Request")
+        except ValueError:  # not JSON at all (json's and orjson's errors both are)
+            log.warning("refused a body that is not JSON")
             return web.Response(status=400, text="Bad Request")
         async with self._slots:
             with holding_answer(self.answer_in_response) as held:

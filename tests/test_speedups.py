@@ -13,9 +13,9 @@ from aiogram.types import BufferedInputFile, InlineKeyboardButton, InlineKeyboar
 from pydantic import SecretStr
 
 from bot import speedups
-from bot.bot_api_json import loads_without_keyboards
+from bot.api_session import BotApiSession, loads_without_keyboards
 from bot.config import Settings, SettingsError, load_settings
-from bot.factory import BotApiSession, create_bot
+from bot.factory import create_bot
 from devkit.emulator import FakeTelegramServer, SimulatedUser
 
 TAJIK = "Писари ман ҳабс шуд; ӯ ҳоло дар куҷост? «ғ ӣ қ ӯ ҳ ҷ»"
