@@ -780,6 +780,33 @@ def test_clean_text_is_idempotent(text: str) -> None:
     assert is_clean(once)
 
 
+def _clean_text_by_category(text: str) -> str:
+    """The definition clean_text's regex must agree with, character by character."""
+    import unicodedata
+
+    text = text.replace("\r\n", "\n").translate(
+        str.maketrans({"\r": "\n", "\x85": "\n", "\u2028": "\n", "\u2029": "\n"})
+    )
+    text = text.replace("\t", " ")
+    bidi = set("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+    kept = "".join(
+        ch
+        for ch in text
+        if ch == "\n" or (ch not in bidi and unicodedata.category(ch) not in ("Cc", "Cs"))
+    )
+    return unicodedata.normalize("NFC", kept).strip()
+
+
+@given(text=st.text(alphabet=st.characters(exclude_categories=()), max_size=300))
+def test_clean_text_drops_exactly_the_control_surrogate_and_bidi_characters(text: str) -> None:
+    assert clean_text(text) == _clean_text_by_category(text)
+
+
+def test_clean_text_agrees_with_the_categories_over_every_code_point() -> None:
+    every = "".join(map(chr, range(0x110000)))  # lone surrogates included
+    assert clean_text("a" + every + "z") == _clean_text_by_category("a" + every + "z")
+
+
 @given(text=st.text(alphabet=st.sampled_from("0123456789./- гс\u00a0"), max_size=16))
 def test_date_like_input_never_raises(text: str) -> None:
     result = parse_text_answer(question("event_date"), text, today=TODAY)
