@@ -117,6 +117,19 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: 1000; the surge runs in the full benchmark and with --only surge)",
     )
     parser.add_argument(
+        "--surge-spread",
+        type=float,
+        default=0.0,
+        metavar="S",
+        help="surge: the reporters arrive over S seconds instead of all at once (default: 0)",
+    )
+    parser.add_argument(
+        "--surge-replicas",
+        type=_numbers,
+        metavar="N,M",
+        help="surge: the replica counts to run, one after the other (default: 1,2)",
+    )
+    parser.add_argument(
         "--profile", type=Path, metavar="DIR", help="write cProfile stats of the bot processes"
     )
     parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/...)")

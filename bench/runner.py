@@ -40,7 +40,7 @@ from bench.report import (
     write_json,
 )
 from bench.staff import staff_runs
-from bench.surge import SURGE_REPORTERS, surge_rows, surge_runs
+from bench.surge import SURGE_REPLICAS, SURGE_REPORTERS, surge_rows, surge_runs
 from bot.config import UPDATE_CONCURRENCY
 
 PACED_THINK = (1.0, 3.0)
@@ -160,7 +160,13 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
         results["replicas"] = await throughput_runs(workdir, _log)
     if args.only == "surge" or (args.only is None and not args.quick):
         if "postgres" in backends:
-            results["surge"] = await surge_runs(args.surge_reporters, workdir, _log)
+            results["surge"] = await surge_runs(
+                args.surge_reporters,
+                workdir,
+                _log,
+                spread=args.surge_spread,
+                replica_counts=tuple(args.surge_replicas or SURGE_REPLICAS),
+            )
             for run in results["surge"]:
                 if run["reports_completed"] != run["reporters"] or any(
                     run[name]

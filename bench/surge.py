@@ -86,13 +86,19 @@ class PacedUser(SimulatedUser):
         think: tuple[float, float],
         rng: random.Random,
         timeout: float,
+        arrives_after: float = 0.0,
     ) -> None:
         super().__init__(server, user_id=user_id, timeout=timeout)
         self.steps = steps
         self.think = think
         self.rng = rng
+        #: seconds after the start before this person's first step
+        self.arrives_after = arrives_after
 
     async def _deliver(self, update: JsonDict) -> int:
+        if self.arrives_after:
+            await asyncio.sleep(self.arrives_after)
+            self.arrives_after = 0.0
         if self.think[1] > 0:
             await asyncio.sleep(self.rng.uniform(*self.think))
         server = self.server
@@ -116,14 +122,17 @@ async def _report(
     think: tuple[float, float],
     seed: int,
     step_limit: float,
+    spread: float = 0.0,
 ) -> str | BaseException:
+    rng = random.Random(f"{seed}:{index}")
     user = PacedUser(
         server,
         FIRST_REPORTER + index,
         steps=steps,
         think=think,
-        rng=random.Random(f"{seed}:{index}"),
+        rng=rng,
         timeout=step_limit,
+        arrives_after=rng.uniform(0.0, spread) if spread else 0.0,
     )
     reporter = ScriptedReporter(user, LANGUAGES[index % 2])
     try:
@@ -166,8 +175,13 @@ async def surge_run(
     *,
     think: tuple[float, float] = THINK,
     seed: int = SEED,
+    spread: float = 0.0,
 ) -> dict[str, Any]:
-    """One surge against ``replicas`` webhook replica processes; its figures."""
+    """One surge against ``replicas`` webhook replica processes; its figures.
+
+    ``spread``: the reporters arrive at uniformly drawn moments over this many
+    seconds instead of all at once.
+    """
     name = f"surge_{replicas}x{reporters}"
     key_file = workdir / f"keys-{name}.json"
     create_key_file(key_file)
@@ -195,7 +209,10 @@ async def surge_run(
                 cpu_before = _cpu(cluster)
                 load_started = time.perf_counter()
                 results = await asyncio.gather(
-                    *(_report(server, n, steps, think, seed, limit) for n in range(reporters))
+                    *(
+                        _report(server, n, steps, think, seed, limit, spread)
+                        for n in range(reporters)
+                    )
                 )
                 load_seconds = time.perf_counter() - load_started
                 cpu_after = _cpu(cluster)
@@ -236,6 +253,7 @@ async def surge_run(
         "replicas": replicas,
         "reporters": reporters,
         "think_s": list(think),
+        "arrivals_spread_s": spread,
         "seed": seed,
         "outbox": "production OutboxPolicy",
         "reports_completed": figures.reports_completed,
@@ -245,8 +263,10 @@ async def surge_run(
         "updates_handled": handled,
         "load_seconds": round(load_seconds, 1),
         # What the reporters would send if every answer came at once: one update
-        # per mean think time each.
-        "offered_updates_per_s": round(reporters / mean_think, 1) if mean_think else None,
+        # per mean think time each, while all are writing (arriving together).
+        "offered_updates_per_s": round(reporters / mean_think, 1)
+        if mean_think and not spread
+        else None,
         "updates_per_s": round(handled / load_seconds, 1),
         "latency_to_answer": summary_ms(latencies),
         "unanswered_updates": unanswered,
@@ -284,15 +304,18 @@ async def surge_runs(
     *,
     think: tuple[float, float] = THINK,
     seed: int = SEED,
+    spread: float = 0.0,
+    replica_counts: tuple[int, ...] = SURGE_REPLICAS,
 ) -> list[dict[str, Any]]:
     """The same surge against 1, then 2, replica processes."""
     runs = []
-    for replicas in SURGE_REPLICAS:
+    for replicas in replica_counts:
+        arriving = f" arriving over {spread:g} s" if spread else " arriving together"
         progress(
-            f"surge: {reporters} reporters thinking {think[0]:g}-{think[1]:g} s, "
+            f"surge: {reporters} reporters{arriving} thinking {think[0]:g}-{think[1]:g} s, "
             f"{replicas} webhook replica process(es) on PostgreSQL"
         )
-        run = await surge_run(replicas, reporters, workdir, think=think, seed=seed)
+        run = await surge_run(replicas, reporters, workdir, think=think, seed=seed, spread=spread)
         latency = run["latency_to_answer"]
         progress(
             f"  {run['reports_completed']}/{reporters} reports, {run['updates_handled']} updates, "
@@ -310,6 +333,7 @@ def surge_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = [
         "replicas",
         "reporters",
+        "arriving over s",
         "reports completed",
         "updates",
         "offered upd/s",
@@ -334,6 +358,7 @@ def surge_rows(runs: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
             [
                 str(run["replicas"]),
                 f"{run['reporters']:,}",
+                f"{run.get('arrivals_spread_s', 0):g}",
                 f"{run['reports_completed']}/{run['reporters']}",
                 f"{run['updates_handled']:,}",
                 str(run["offered_updates_per_s"] or "—"),
