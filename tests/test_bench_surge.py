@@ -37,7 +37,9 @@ async def test_a_small_surge_completes_and_accounts_for_every_update(tmp_path: P
     assert len(run["replica_cpu_seconds"]) == len(run["replica_cpu_share"]) == 1
     header, rows = surge_rows([run])
     assert len(rows) == 1 and len(rows[0]) == len(header)
-    assert rows[0][2] == f"{REPORTERS}/{REPORTERS}"
+    by_column = dict(zip(header, rows[0], strict=True))
+    assert by_column["reports completed"] == f"{REPORTERS}/{REPORTERS}"
+    assert by_column["lost / twice"] == "0 / 0"
 
 
 def _surge_verdict(runs: list[dict[str, Any]]) -> str:
