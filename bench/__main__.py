@@ -86,12 +86,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="the intake bot's event loop (default: as deployed, uvloop when installed)",
     )
     parser.add_argument(
-        "--json-codec",
-        choices=("auto", "stdlib", "orjson"),
-        default="auto",
-        help="the intake bot's JSON codec for the Bot API (default: orjson when installed)",
-    )
-    parser.add_argument(
         "--lever-tree",
         action="append",
         default=[],

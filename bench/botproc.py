@@ -185,7 +185,6 @@ def _intake_bot(args: argparse.Namespace) -> tuple[Bot, Dispatcher, AsyncEngine]
         intake_per_minute=0,
         log_level="INFO",
         event_loop=args.event_loop,
-        json_codec=args.json_codec,
     )
     configure_logging(settings.log_level)
     keyring = KeyRing(load_key_file(settings.key_file))
@@ -236,11 +235,7 @@ async def run(args: argparse.Namespace, channel: _Channel) -> None:
     engine: AsyncEngine | None = None
     if args.mode == "echo":
         logging.basicConfig(level=logging.WARNING)
-        from bot.speedups import json_codec
-
-        api = TelegramAPIServer.from_base(args.api_url)
-        loads, dumps = json_codec(args.json_codec)
-        session = AiohttpSession(api=api, json_loads=loads, json_dumps=dumps)
+        session = AiohttpSession(api=TelegramAPIServer.from_base(args.api_url))
         bot = Bot(args.token, session=session)
         dispatcher = _echo_dispatcher()
     else:
@@ -301,7 +296,6 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     )
     parser.add_argument("--profile", default=None, help="write cProfile stats here")
     parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto")
-    parser.add_argument("--json-codec", choices=("auto", "stdlib", "orjson"), default="auto")
     parser.add_argument(
         "--tasks-limit", type=int, default=None, help="tasks_concurrency_limit (default: none)"
     )

@@ -36,7 +36,7 @@ from bench.common import (
 )
 from bench.harness import Answers, BotProcess, ProbedUser, Step
 from bench.workload import plan_answers
-from bot.speedups import EventLoopChoice, JsonCodecChoice, event_loop_name, json_codec_name
+from bot.speedups import EventLoopChoice, event_loop_name
 from devkit.emulator import FakeTelegramServer
 from devkit.scripted_reporter import _I18N as reporter_i18n
 from devkit.scripted_reporter import FULL_PLAN, ScriptedReporter
@@ -67,22 +67,21 @@ _run_ids = itertools.count(1)
 
 @dataclass(frozen=True, slots=True)
 class Speed:
-    """The event loop and JSON codec a bot process runs with (bot/speedups.py)."""
+    """The event loop a bot process runs with (bot/speedups.py)."""
 
     event_loop: EventLoopChoice = "auto"
-    json_codec: JsonCodecChoice = "auto"
 
     def argv(self) -> tuple[str, ...]:
-        return ("--event-loop", self.event_loop, "--json-codec", self.json_codec)
+        return ("--event-loop", self.event_loop)
 
     @property
     def label(self) -> str:
-        """What it means on this machine, e.g. ``uvloop+orjson``."""
-        return f"{event_loop_name(self.event_loop)}+{json_codec_name(self.json_codec)}"
+        """What it means on this machine: ``uvloop`` or ``asyncio``."""
+        return event_loop_name(self.event_loop)
 
 
-#: The anchor: aiogram as it comes, the standard library's loop and json.
-PLAIN = Speed("asyncio", "stdlib")
+#: The anchor: aiogram as it comes, on the standard library's loop.
+PLAIN = Speed("asyncio")
 
 
 def step_timeout(reporters: int) -> float:
@@ -120,7 +119,7 @@ class LoadRun:
     def variant(self) -> str:
         """ "" for the bot as deployed (and the plain echo bot), else how this run differs.
 
-        The second echo bot runs with the intake bot's loop and codec: its variant
+        The second echo bot runs on the intake bot's loop: its variant
         names them, and the intake bot's ratio is taken against it.
         """
         if self.bot != "intake":
@@ -326,7 +325,7 @@ async def load_group(
 ) -> list[LoadRun]:
     """Intake runs on each backend, then the echo baseline, all with ``reporters`` users.
 
-    ``speed``: the intake bot's loop and codec (default: as deployed). The plain
+    ``speed``: the intake bot's event loop (default: as deployed). The plain
     echo bot (``PLAIN``) always runs; a second echo bot with ``speed`` too when it differs.
 
     The bot processes start together; then each is measured alone while the

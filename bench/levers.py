@@ -1,12 +1,11 @@
 """The ``levers`` section: each speed-up measured on its own, interleaved with its baseline.
 
 A configuration is one intake run (``python -m bench --only intake``: N reporters
-on each database, then the plain echo bot and the echo bot with the same loop
-and codec) in a process of its own, started in a source tree:
+on each database, then the plain echo bot and the echo bot on the same loop)
+in a process of its own, started in a source tree:
 
-* this tree with ``--event-loop asyncio --json-codec stdlib`` (*plain*): the
-  baseline of the loop and the codec;
-* this tree with uvloop, with orjson, and with both (as deployed);
+* this tree with ``--event-loop asyncio`` (*plain*): the baseline;
+* this tree with uvloop (*deployed*);
 * ``--lever-tree NAME=PATH``: a checkout of this tree with one change in the
   code taken out again (for example the JSON request bodies), run plain: the
   change's effect is *plain* against it;
@@ -56,27 +55,20 @@ class Lever:
         command += ["--backends", backends, "--paced", "0", "--unlimited", "0"]
         command += ["--output", str(output)]
         if self.speed is not None:
-            command += [
-                "--event-loop",
-                self.speed.event_loop,
-                "--json-codec",
-                self.speed.json_codec,
-            ]
+            command += self.speed.argv()
         return command
 
 
 def _knows_speed(tree: Path) -> bool:
-    """Older checkouts have no --event-loop; they run the standard loop and json anyway."""
+    """Older checkouts have no --event-loop; they run the standard loop anyway."""
     main = tree / "bench" / "__main__.py"
     return main.is_file() and "--event-loop" in main.read_text(encoding="utf-8")
 
 
 def levers(lever_trees: list[tuple[str, Path]], before: Path | None) -> list[Lever]:
     found = [
-        Lever("plain", ROOT, PLAIN, "", "this tree, asyncio loop and json module"),
-        Lever("uvloop", ROOT, Speed("uvloop", "stdlib"), "plain", "uvloop's event loop"),
-        Lever("orjson", ROOT, Speed("asyncio", "orjson"), "plain", "orjson for the Bot API"),
-        Lever("deployed", ROOT, Speed("uvloop", "orjson"), "plain", "uvloop and orjson"),
+        Lever("plain", ROOT, PLAIN, "", "this tree on asyncio's loop"),
+        Lever("deployed", ROOT, Speed("uvloop"), "plain", "uvloop's event loop"),
     ]
     for name, tree in lever_trees:
         speed = PLAIN if _knows_speed(tree) else None
@@ -206,7 +198,7 @@ def lever_rows(rows: list[dict[str, Any]]) -> tuple[list[str], list[list[str]]]:
     header = [
         "lever",
         "db",
-        "loop+json",
+        "loop",
         "runs",
         "CPU ms/upd",
         "range",

@@ -31,7 +31,7 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("database driver", ("/asyncpg/", "/aiosqlite/", "/sqlite3/")),
     ("aiohttp (HTTP client and server)", ("/aiohttp/", "/multidict/", "/yarl/", "/http/")),
     ("cryptography", ("/cryptography/",)),
-    ("JSON", ("/json/", "orjson")),
+    ("JSON", ("/json/",)),
     ("event loop", ("/asyncio/", "uvloop", "/selectors", "/socket", "/ssl")),
     ("i18n (babel, gettext)", ("/babel/", "/gettext")),
 )

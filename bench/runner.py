@@ -76,7 +76,7 @@ async def _run(args: argparse.Namespace, workdir: Path, results: dict[str, Any])
     reporters: list[int] = results["reporters"]
     sizes: list[int] = results["sizes"]
     profile: Path | None = args.profile
-    speed = Speed(args.event_loop, args.json_codec)
+    speed = Speed(args.event_loop)
     if args.only in (None, "intake"):
         script: list[Step] | None = None
         for count in reporters:
@@ -270,7 +270,7 @@ def main(args: argparse.Namespace) -> int:
         "production_tasks_concurrency_limit": UPDATE_CONCURRENCY,
         "sizes": args.sizes,
         "postgres_url": POSTGRES_URL if "postgres" in backends else None,
-        "speed": Speed(args.event_loop, args.json_codec).label,
+        "speed": Speed(args.event_loop).label,
         "intake": [],
         "staff": [],
         "faults": [],

@@ -13,7 +13,7 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from bot.speedups import EventLoopChoice, JsonCodecChoice, installed
+from bot.speedups import EventLoopChoice, installed
 
 OFFICIAL_API_URL = "https://api.telegram.org"
 
@@ -87,9 +87,8 @@ class Settings(BaseSettings):
     # (Telegram lets a bot delete its messages for 48 hours only).
     staff_unlock_minutes: int = Field(default=15, ge=1, le=24 * 60)
     staff_view_ttl_minutes: int = Field(default=30, ge=1, le=47 * 60)
-    # The `speed` extra (bot/speedups.py): "auto" uses each when it is installed.
+    # The `speed` extra (bot/speedups.py): "auto" uses uvloop when it is installed.
     event_loop: EventLoopChoice = "auto"
-    json_codec: JsonCodecChoice = "auto"
 
     @field_validator("coordinator_ids", mode="before")
     @classmethod
@@ -123,10 +122,10 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
-    @field_validator("event_loop", "json_codec")
+    @field_validator("event_loop")
     @classmethod
     def _installed(cls, value: str) -> str:
-        if value in ("uvloop", "orjson") and not installed(value):
+        if value == "uvloop" and not installed(value):
             raise ValueError(f"{value} is not installed: pip install 'intake-bot[speed]'")
         return value
 

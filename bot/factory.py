@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -25,7 +26,6 @@ from bot.replicas import (
     SharedFloodControl,
     UpdateConnection,
 )
-from bot.speedups import json_codec
 from bot.staff_lock.pin import PinHasher
 from handlers import build_root_router
 from handlers.common.errors import on_error
@@ -39,11 +39,9 @@ from storage.models import utcnow
 def create_bot(settings: Settings) -> Bot:
     if settings.bot_token is None:
         raise ValueError("INTAKE_BOT_TOKEN is not set")
-    loads, dumps = json_codec(settings.json_codec)
     session = BotApiSession(
         api=TelegramAPIServer.from_base(settings.telegram_api_url),
-        json_loads=loads_without_keyboards(loads),
-        json_dumps=dumps,
+        json_loads=loads_without_keyboards(json.loads),
     )
     # protect_content on everything: what the bot shows cannot be forwarded
     # or saved from the official apps (a camera still can).

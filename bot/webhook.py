@@ -78,7 +78,7 @@ class UpdateEndpoint:
         except ValidationError as exc:
             log.warning("refused a body that is not an update: %d errors", exc.error_count())
             return web.Response(status=400, text="Bad Request")
-        except ValueError:  # not JSON at all (json's and orjson's errors both are)
+        except ValueError:  # not JSON at all
             log.warning("refused a body that is not JSON")
             return web.Response(status=400, text="Bad Request")
         async with self._slots:

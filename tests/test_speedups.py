@@ -1,4 +1,4 @@
-"""The `speed` extra: uvloop and orjson when installed, and Bot API calls sent as JSON."""
+"""The `speed` extra (uvloop when installed), and Bot API calls sent as JSON."""
 
 from __future__ import annotations
 
@@ -21,24 +21,22 @@ from devkit.emulator import FakeTelegramServer, SimulatedUser
 TAJIK = "Писари ман ҳабс шуд; ӯ ҳоло дар куҷост? «ғ ӣ қ ӯ ҳ ҷ»"
 
 
-@pytest.mark.parametrize(("name", "module"), [("EVENT_LOOP", "uvloop"), ("JSON_CODEC", "orjson")])
-def test_naming_a_speedup_that_is_not_installed_is_a_one_line_settings_error(
-    monkeypatch: pytest.MonkeyPatch, name: str, module: str
+def test_naming_uvloop_when_it_is_not_installed_is_a_one_line_settings_error(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("bot.config.installed", lambda _module: False)
-    monkeypatch.setenv(f"INTAKE_{name}", module)
+    monkeypatch.setenv("INTAKE_EVENT_LOOP", "uvloop")
     with pytest.raises(SettingsError) as caught:
         load_settings()
-    assert str(caught.value).startswith(f"INTAKE_{name}:")
+    assert str(caught.value).startswith("INTAKE_EVENT_LOOP:")
     assert "intake-bot[speed]" in str(caught.value)
 
 
-def test_auto_takes_each_speedup_that_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_auto_takes_uvloop_when_it_is_installed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert speedups.event_loop_name("auto") == "uvloop"  # the dev lock has the extra
-    assert speedups.json_codec_name("auto") == "orjson"
+    assert speedups.loop_factory("auto") is not asyncio.new_event_loop
     monkeypatch.setattr(speedups, "installed", lambda _module: False)
     assert speedups.event_loop_name("auto") == "asyncio"
-    assert speedups.json_codec_name("auto") == "stdlib"
     assert speedups.loop_factory("auto") is asyncio.new_event_loop
 
 
@@ -51,14 +49,6 @@ def test_each_event_loop_runs_the_bot_s_coroutines(choice: speedups.EventLoopCho
     with asyncio.Runner(loop_factory=speedups.loop_factory(choice)) as runner:
         module = runner.run(answer())
     assert module.startswith("uvloop" if choice == "uvloop" else "asyncio")
-
-
-@pytest.mark.parametrize("choice", ["stdlib", "orjson"])
-def test_both_codecs_agree_on_bot_api_values(choice: speedups.JsonCodecChoice) -> None:
-    loads, dumps = speedups.json_codec(choice)
-    value = {"text": TAJIK, "ids": [1, 2**40], "ok": True, "nothing": None}
-    assert loads(dumps(value)) == value
-    assert json.loads(dumps(value)) == value
 
 
 def _session() -> tuple[BotApiSession, Bot]:
