@@ -203,41 +203,40 @@ async def _main(args: argparse.Namespace, results: dict[str, Any], workdir: Path
 
 def _print_tables(results: dict[str, Any]) -> str:
     """Print the terminal tables; return the Markdown version."""
+    sections: list[tuple[str, Any]] = [
+        (
+            "Intake load (latency: push of an update -> the bot's first answer in that chat)",
+            results["intake"] and intake_rows(results),
+        ),
+        (
+            "Staff side (coordinator command -> the bot's answer; warm = median of reruns)",
+            results["staff"] and staff_rows(results),
+        ),
+        (
+            "Faults (3 webhook replica processes on PostgreSQL, a redelivering proxy)",
+            results.get("faults") and fault_rows(results["faults"]),
+        ),
+        (
+            "Replicas side by side (webhook replica processes on PostgreSQL, no fault)",
+            results.get("replicas") and throughput_rows(results["replicas"]),
+        ),
+        (
+            "Levers (each configuration in its own run, interleaved; means over the rounds)",
+            results.get("levers") and lever_rows(results["levers"]),
+        ),
+        (
+            "Surge (reporters thinking 1-3 s, webhook replica processes on PostgreSQL)",
+            results.get("surge") and surge_rows(results["surge"]),
+        ),
+        ("Targets (checked, not asserted)", targets_table(results["targets"])),
+    ]
     parts: list[str] = []
-    if results["intake"]:
-        header, rows = intake_rows(results)
-        print("\nIntake load (latency: push of an update -> the bot's first answer in that chat)")
-        print(text_table(header, rows))
-        parts.append(markdown_table(header, rows))
-    if results["staff"]:
-        header, rows = staff_rows(results)
-        print("\nStaff side (coordinator command -> the bot's answer; warm = median of reruns)")
-        print(text_table(header, rows))
-        parts.append(markdown_table(header, rows))
-    if results.get("faults"):
-        header, rows = fault_rows(results["faults"])
-        print("\nFaults (3 webhook replica processes on PostgreSQL, a redelivering proxy)")
-        print(text_table(header, rows))
-        parts.append(markdown_table(header, rows))
-    if results.get("replicas"):
-        header, rows = throughput_rows(results["replicas"])
-        print("\nReplicas side by side (webhook replica processes on PostgreSQL, no fault)")
-        print(text_table(header, rows))
-        parts.append(markdown_table(header, rows))
-    if results.get("levers"):
-        header, rows = lever_rows(results["levers"])
-        print("\nLevers (each configuration in its own run, interleaved; means over the rounds)")
-        print(text_table(header, rows))
-        parts.append(markdown_table(header, rows))
-    if results.get("surge"):
-        header, rows = surge_rows(results["surge"])
-        print("\nSurge (reporters thinking 1-3 s, webhook replica processes on PostgreSQL)")
-        print(text_table(header, rows))
-        parts.append(markdown_table(header, rows))
-    header, rows = targets_table(results["targets"])
-    print("\nTargets (checked, not asserted)")
-    print(text_table(header, rows))
-    parts.append(markdown_table(header, rows))
+    for title, table in sections:
+        if table:
+            header, rows = table
+            print(f"\n{title}")
+            print(text_table(header, rows))
+            parts.append(markdown_table(header, rows))
     return "\n\n".join(parts) + "\n"
 
 

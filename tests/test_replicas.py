@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 
 from bot.app import Runtime, prepare_database
 from bot.background import alone
-from bot.config import RunMode, Settings
+from bot.config import Settings
 from bot.factory import create_bot, create_dispatcher
 from bot.intake.limits import sweep_expired
 from bot.replicas import (
@@ -49,7 +49,7 @@ from storage.db import (
 )
 from storage.models import AbuseCounter, HandledUpdate, utcnow
 from tests.conftest import Database, close_database, open_database
-from tests.test_webhook import CHAT_ID, SECRET, SECRET_HEADER, _message_update
+from tests.test_webhook import CHAT_ID, SECRET, SECRET_HEADER, _message_update, webhook_settings
 
 
 async def head_revision() -> str:
@@ -88,15 +88,7 @@ async def replica(
     inner: BaseMiddleware | None = None,
 ) -> AsyncIterator[Replica]:
     """One bot process: its own pool, the shared database; ``inner`` runs in the transaction."""
-    settings = Settings(
-        bot_token=SecretStr(server.token),
-        telegram_api_url=server.url,
-        database_url=database.url,
-        mode=RunMode.WEBHOOK,
-        webhook_url="https://bot.example.org/tg/updates",
-        webhook_secret=SecretStr(SECRET),
-        rate_limit=0,
-    )
+    settings = webhook_settings(server, database)
     engine = create_engine(database.url, schema=database.schema)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(

@@ -29,6 +29,21 @@ from tests.conftest import Database
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "Webhook-secret_0123456789abcdef_0"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+
+
+def webhook_settings(server: FakeTelegramServer, database: Database) -> Settings:
+    """A webhook replica's settings against the emulator, flood control off."""
+    return Settings(
+        bot_token=SecretStr(server.token),
+        telegram_api_url=server.url,
+        database_url=database.url,
+        mode=RunMode.WEBHOOK,
+        webhook_url="https://bot.example.org/tg/updates",
+        webhook_secret=SecretStr(SECRET),
+        rate_limit=0,
+    )
+
+
 CHAT_ID = 750_001
 
 
@@ -56,15 +71,7 @@ class Webhook:
 async def webhook(database: Database, keyring: KeyRing) -> AsyncIterator[Webhook]:
     server = FakeTelegramServer()
     await server.start()
-    settings = Settings(
-        bot_token=SecretStr(server.token),
-        telegram_api_url=server.url,
-        database_url=database.url,
-        mode=RunMode.WEBHOOK,
-        webhook_url="https://bot.example.org/tg/updates",
-        webhook_secret=SecretStr(SECRET),
-        rate_limit=0,
-    )
+    settings = webhook_settings(server, database)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(
         settings, database.sessionmaker, keyring, outbox_policy=FAST_OUTBOX

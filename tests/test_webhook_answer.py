@@ -17,10 +17,8 @@ from aiogram import BaseMiddleware
 from aiogram.methods import AnswerCallbackQuery, SendMessage
 from aiogram.types import TelegramObject, Update
 from aiohttp.test_utils import TestClient, TestServer
-from pydantic import SecretStr
 from sqlalchemy.exc import OperationalError
 
-from bot.config import RunMode, Settings
 from bot.factory import create_bot, create_dispatcher
 from bot.webhook import build_webhook_app, webhook_path
 from bot.webhook_reply import HeldAnswer, holding_answer
@@ -32,7 +30,7 @@ from handlers.common.errors import TRY_AGAIN
 from storage.crypto import KeyRing
 from storage.repositories import UserRepository
 from tests.conftest import Database
-from tests.test_webhook import CHAT_ID, SECRET, SECRET_HEADER
+from tests.test_webhook import CHAT_ID, SECRET, SECRET_HEADER, webhook_settings
 
 Inner = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -62,15 +60,7 @@ async def webhook_bot(
     inner: BaseMiddleware | None = None,
 ) -> AsyncIterator[Endpoint]:
     """``inner`` runs inside the update's transaction, around the handler."""
-    settings = Settings(
-        bot_token=SecretStr(server.token),
-        telegram_api_url=server.url,
-        database_url=database.url,
-        mode=RunMode.WEBHOOK,
-        webhook_url="https://bot.example.org/tg/updates",
-        webhook_secret=SecretStr(SECRET),
-        rate_limit=0,
-    )
+    settings = webhook_settings(server, database)
     bot = create_bot(settings)
     dispatcher = create_dispatcher(
         settings, database.sessionmaker, keyring, outbox_policy=FAST_OUTBOX
