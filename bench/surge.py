@@ -286,7 +286,11 @@ async def surge_run(
         "redeliveries": figures.redeliveries,
         "notices_sent": figures.reports_completed - figures.notices_lost,
         "notices_sent_twice": figures.notices_sent_twice,
-        "notices_queued": backlog,
+        "notices_queued": min(backlog, figures.notices_lost),
+        # Rows still claimed for a notice that did arrive: the replica stopped
+        # between the send and recording it; the outbox would send it again
+        # once the claim's lease ran out (at least once, never lost).
+        "notices_arrived_still_claimed": max(0, backlog - figures.notices_lost),
         # Neither sent nor waiting in the outbox.
         "notices_missing": max(0, figures.notices_lost - backlog),
         # Telegram allows about one message per second to a chat; each replica's

@@ -8,6 +8,7 @@ The threat model (docs/threat-model.md) cites these tests by name.
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -139,8 +140,17 @@ def flood_control(sandbox: Sandbox) -> FloodControl:
 
 
 class FakeClock:
+    """Wall-clock seconds that move only when a test moves them.
+
+    They start on a whole hour a day ahead of the real clock: on PostgreSQL the
+    flood counts are rows that the abuse-counters job deletes once their window
+    is over by the real clock, and a window in the past could be deleted in the
+    middle of a burst, letting an update too many through. On a whole hour,
+    every window a test uses starts exactly there.
+    """
+
     def __init__(self) -> None:
-        self.now = 1000.0
+        self.now = float((int(time.time()) // 3600 + 24) * 3600)
 
     def __call__(self) -> float:
         return self.now
