@@ -42,6 +42,8 @@ RETENTION_INTERVAL = 6 * 3600.0  # the job is idempotent; running it often is ha
 # Case views in staff chats are deleted at most this late after they are due.
 STAFF_VIEW_INTERVAL = 30.0
 HANDLED_UPDATES_INTERVAL = 3600.0
+#: How long shutdown waits for the outbox's send in progress to be recorded.
+OUTBOX_STOP_SECONDS = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +147,13 @@ class BackgroundTasks:
         ]
 
     async def on_shutdown(self) -> None:
+        outbox_task = self._tasks[0] if self._tasks else None  # started first
+        if self.outbox is not None and outbox_task is not None and not outbox_task.done():
+            # A notice cut off between Telegram and its row would go out twice.
+            self.outbox.request_stop()
+            with contextlib.suppress(TimeoutError):
+                # Shielded: on a timeout the task is cancelled below, not here.
+                await asyncio.wait_for(asyncio.shield(outbox_task), OUTBOX_STOP_SECONDS)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -124,9 +124,19 @@ class OutboxWorker:
         self.policy = policy or OutboxPolicy()
         self.limiter = RateLimiter(self.policy.global_rate, self.policy.per_chat_interval)
         self.wakeup = asyncio.Event()
+        self.stopping = False
+
+    def request_stop(self) -> None:
+        """Finish the send in progress, record it, claim nothing more; ``run_forever`` returns.
+
+        Cancelled instead, a notice that reached Telegram but not its row would
+        go out a second time once the row's lease ran out.
+        """
+        self.stopping = True
+        self.wakeup.set()
 
     async def run_forever(self) -> None:
-        while True:
+        while not self.stopping:
             try:
                 sent = await self.run_once()
             except Exception:
@@ -156,6 +166,8 @@ class OutboxWorker:
             ).all()
         handled = 0
         for message_id, recipient in due:
+            if self.stopping:
+                break
             if self.limiter.delay(recipient) > self.policy.poll_interval:
                 continue  # a later pass: see the module's docstring
             if await self._claim(message_id):

@@ -284,6 +284,30 @@ async def test_a_worker_stopped_after_claiming_loses_nothing(
         assert _sends(server, chat_id, ok=True) == 1
 
 
+async def test_a_stop_lets_the_send_in_progress_finish_and_claims_nothing_more(
+    database: Database, keyring: KeyRing, server: FakeTelegramServer, bot: Bot, clock: FakeClock
+) -> None:
+    """A notice cut off between Telegram and its row would go out again after its lease."""
+    await _queue(database, keyring, server, [4551, 4552, 4553])
+    worker = _worker(database, keyring, bot)
+    sending, released = asyncio.Event(), asyncio.Event()
+
+    async def held(chat_id: int) -> None:
+        sending.set()
+        await released.wait()
+
+    worker.limiter.wait = held  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run_forever())
+    await asyncio.wait_for(sending.wait(), timeout=10)
+    worker.request_stop()  # the process is shutting down while the first is on its way
+    released.set()
+    await asyncio.wait_for(task, timeout=10)  # run_forever returns by itself
+
+    assert [row.state for row in await _rows(database)] == [SENT, PENDING, PENDING]
+    assert _sends(server, 4551, ok=True) == 1
+    assert not _sends(server, 4552) and not _sends(server, 4553)
+
+
 async def test_a_restart_between_passes_sends_everything_once(
     database: Database, keyring: KeyRing, server: FakeTelegramServer, bot: Bot, clock: FakeClock
 ) -> None:
