@@ -30,6 +30,7 @@ from bench.harness import Step
 from bench.intake import Speed, load_group
 from bench.levers import lever_rows, lever_runs
 from bench.report import (
+    Row,
     intake_rows,
     markdown_table,
     ratios,
@@ -203,36 +204,36 @@ async def _main(args: argparse.Namespace, results: dict[str, Any], workdir: Path
 
 def _print_tables(results: dict[str, Any]) -> str:
     """Print the terminal tables; return the Markdown version."""
-    sections: list[tuple[str, Any]] = [
+    sections: list[tuple[str, tuple[Row, list[Row]] | None]] = [
         (
             "Intake load (latency: push of an update -> the bot's first answer in that chat)",
-            results["intake"] and intake_rows(results),
+            intake_rows(results) if results["intake"] else None,
         ),
         (
             "Staff side (coordinator command -> the bot's answer; warm = median of reruns)",
-            results["staff"] and staff_rows(results),
+            staff_rows(results) if results["staff"] else None,
         ),
         (
             "Faults (3 webhook replica processes on PostgreSQL, a redelivering proxy)",
-            results.get("faults") and fault_rows(results["faults"]),
+            fault_rows(results["faults"]) if results.get("faults") else None,
         ),
         (
             "Replicas side by side (webhook replica processes on PostgreSQL, no fault)",
-            results.get("replicas") and throughput_rows(results["replicas"]),
+            throughput_rows(results["replicas"]) if results.get("replicas") else None,
         ),
         (
             "Levers (each configuration in its own run, interleaved; means over the rounds)",
-            results.get("levers") and lever_rows(results["levers"]),
+            lever_rows(results["levers"]) if results.get("levers") else None,
         ),
         (
             "Surge (reporters thinking 1-3 s, webhook replica processes on PostgreSQL)",
-            results.get("surge") and surge_rows(results["surge"]),
+            surge_rows(results["surge"]) if results.get("surge") else None,
         ),
         ("Targets (checked, not asserted)", targets_table(results["targets"])),
     ]
     parts: list[str] = []
     for title, table in sections:
-        if table:
+        if table is not None:
             header, rows = table
             print(f"\n{title}")
             print(text_table(header, rows))

@@ -80,6 +80,7 @@ class BackgroundTasks:
         self.outbox_policy = outbox_policy
         self.outbox: OutboxWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._outbox_task: asyncio.Task[None] | None = None
 
     async def on_startup(self, bot: Bot) -> None:
         engine: AsyncEngine = self.sessionmaker.kw["bind"]
@@ -140,14 +141,15 @@ class BackgroundTasks:
             )
         # The outbox claims rows with a conditional UPDATE and a lease, so every
         # replica runs it; each other job runs in one replica at a time.
-        self._tasks = [asyncio.create_task(self.outbox.run_forever(), name="outbox")]
+        self._outbox_task = asyncio.create_task(self.outbox.run_forever(), name="outbox")
+        self._tasks = [self._outbox_task]
         self._tasks += [
             asyncio.create_task(_every(seconds, alone(engine, name, job)), name=name)
             for name, (seconds, job) in jobs.items()
         ]
 
     async def on_shutdown(self) -> None:
-        outbox_task = self._tasks[0] if self._tasks else None  # started first
+        outbox_task, self._outbox_task = self._outbox_task, None
         if self.outbox is not None and outbox_task is not None and not outbox_task.done():
             # A notice cut off between Telegram and its row would go out twice.
             self.outbox.request_stop()

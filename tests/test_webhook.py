@@ -29,6 +29,7 @@ from tests.conftest import Database
 REPO = Path(__file__).resolve().parents[1]
 SECRET = "Webhook-secret_0123456789abcdef_0"
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
+CHAT_ID = 750_001
 
 
 def webhook_settings(server: FakeTelegramServer, database: Database) -> Settings:
@@ -42,9 +43,6 @@ def webhook_settings(server: FakeTelegramServer, database: Database) -> Settings
         webhook_secret=SecretStr(SECRET),
         rate_limit=0,
     )
-
-
-CHAT_ID = 750_001
 
 
 @dataclass
